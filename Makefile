@@ -1,0 +1,77 @@
+# onnxpipe: `make all` runs the demo end to end; `make test` runs the tests. Both set themselves up.
+# Stage targets are real file targets: make skips a stage whose outputs are newer than its inputs.
+#   make train|export|convert|validate MODEL=cnn RUN=runs/cnn
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+MODEL  ?= cnn
+RUN    ?= runs/$(MODEL)
+PRECISIONS ?= fp32,fp16
+PYTEST_ARGS ?=
+
+comma := ,
+TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tflite)
+CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
+ONNXPIPE  := $(BIN)/onnxpipe
+
+.PHONY: all setup train export convert validate test test-all lint clean distclean help
+
+help:
+	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
+	@echo "make test       the default test suite (sets up .venv first)"
+	@echo "make test-all   every test, slow ones included"
+	@echo "make setup      create .venv and install onnxpipe with the pinned constraints"
+	@echo "make train|export|convert|validate   one stage (file targets: up-to-date stages are skipped)"
+	@echo "make lint       ruff"
+	@echo "make clean      remove runs/ and caches; make distclean also removes .venv"
+
+# --- environment -----------------------------------------------------------------------------
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -c "import torch, onnx, onnxruntime, tensorflow, onnx2tf, ai_edge_litert; print('main env ok: torch', torch.__version__, '| tensorflow', tensorflow.__version__)"
+	touch $@
+
+# --- the demo --------------------------------------------------------------------------------
+all: $(STAMP)
+	$(ONNXPIPE) run --model $(MODEL) --out $(RUN) --precision $(PRECISIONS)
+
+# --- stages as file targets ------------------------------------------------------------------
+train: $(RUN)/checkpoint.pt
+export: $(RUN)/model.onnx
+convert: $(CONVERTED)
+validate: $(RUN)/parity.json
+
+$(RUN)/checkpoint.pt: | $(STAMP)
+	$(ONNXPIPE) train --model $(MODEL) --out $(RUN)
+
+$(RUN)/model.onnx: $(RUN)/checkpoint.pt
+	$(ONNXPIPE) export $(RUN)
+
+$(CONVERTED) &: $(RUN)/model.onnx
+	$(ONNXPIPE) convert $(RUN)/model.onnx --to saved_model,tflite --precision $(PRECISIONS) --out $(RUN)
+
+$(RUN)/parity.json: $(RUN)/checkpoint.pt $(RUN)/model.onnx $(CONVERTED)
+	$(ONNXPIPE) validate $(RUN)
+
+# --- quality ---------------------------------------------------------------------------------
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path "./.venv*" -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,90 @@
+"""Subprocess worker: run onnx2tf on one ONNX file and describe what it wrote.
+
+Standalone on purpose (stdlib + onnx2tf + tensorflow + ai_edge_litert, no onnxpipe imports) so it
+runs in a clean process: onnx2tf keeps global TensorFlow state, prints heavily, and converts one
+model per process most reliably.
+
+Protocol: ``python onnx2tf_worker.py REQUEST.json RESULT.json``. The request holds ``onnx`` (a
+private copy: onnx2tf rewrites its input), ``out_dir`` and ``options`` (extra keyword arguments of
+``onnx2tf.convert``). The process runs in the request's folder, which the caller has stocked with
+onnx2tf's calibration/test-image file, so onnx2tf never downloads it. The result lists the
+SavedModel signature and each .tflite file's input/output tensors (name, shape with -1 for dynamic
+axes, dtype).
+"""
+
+import json
+import os
+import sys
+import traceback
+
+
+def describe_saved_model(path):
+    """Inputs and outputs of a SavedModel's serving signature."""
+    import tensorflow as tf
+
+    sig = tf.saved_model.load(path).signatures["serving_default"]
+    _, kwargs = sig.structured_input_signature
+
+    def spec(name, t):
+        return {"name": name, "shape": [-1 if d is None else int(d) for d in t.shape], "dtype": t.dtype.name}
+
+    return {
+        "inputs": [spec(k, v) for k, v in kwargs.items()],
+        "outputs": [spec(k, v) for k, v in sig.structured_outputs.items()],
+    }
+
+
+def describe_tflite(path):
+    """Input and output tensors of a .tflite file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=path)
+
+    def spec(d):
+        return {
+            "name": d["name"],
+            "shape": [int(x) for x in d["shape_signature"]],
+            "dtype": d["dtype"].__name__,
+        }
+
+    return {
+        "inputs": [spec(d) for d in it.get_input_details()],
+        "outputs": [spec(d) for d in it.get_output_details()],
+    }
+
+
+def main(request_path, result_path):
+    """Convert as the request says; write the result JSON; 0 on success."""
+    with open(request_path) as f:
+        req = json.load(f)
+    result = {"ok": False}
+    try:
+        os.chdir(os.path.dirname(os.path.abspath(request_path)))
+        import onnx2tf
+
+        onnx2tf.convert(
+            input_onnx_file_path=req["onnx"],
+            output_folder_path=req["out_dir"],
+            output_signaturedefs=True,
+            non_verbose=True,
+            **req.get("options", {}),
+        )
+        files = {}
+        for name in sorted(os.listdir(req["out_dir"])):
+            if name.endswith(".tflite"):
+                files[name] = describe_tflite(os.path.join(req["out_dir"], name))
+        result = {
+            "ok": True,
+            "onnx2tf_version": getattr(onnx2tf, "__version__", "unknown"),
+            "saved_model": describe_saved_model(req["out_dir"]),
+            "tflite": files,
+        }
+    except BaseException as e:  # report every failure to the parent, which raises a proper error
+        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    with open(result_path, "w") as f:
+        json.dump(result, f, indent=2)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

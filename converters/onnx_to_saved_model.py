@@ -1,0 +1,182 @@
+"""ONNX -> TensorFlow SavedModel (and its TFLite fp32/fp16 files) with the onnx2tf backend.
+
+onnx2tf builds one Keras graph and writes the SavedModel and the .tflite files from it in one run,
+so this hop yields all three; each TFLite file's parent is the SavedModel. The backend runs in a
+subprocess worker (:mod:`converters.onnx2tf_worker`) on a private copy of the ONNX file (onnx2tf
+rewrites its input), with the environment's ``bin`` folder on ``PATH`` (it shells out to
+``onnxsim``) and its calibration-image file supplied from bundled data (it would download one for
+3-channel image inputs otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from converters.layout import bind_tensors
+from models.artifact import Artifact, Format
+from models.errors import ConversionError, UsageError
+from models.fs import atomic_path
+
+__all__ = ["ONNX2TF_PRECISIONS", "TFConvertOptions", "convert_onnx2tf", "tflite_name"]
+
+log = logging.getLogger(__name__)
+
+#: Precisions this backend writes now, with onnx2tf's own file suffix for each.
+ONNX2TF_PRECISIONS = {"fp32": "float32", "fp16": "float16"}
+_CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+_WORKER = Path(__file__).with_name("onnx2tf_worker.py")
+
+
+def tflite_name(precision: str) -> str:
+    """File name of the TFLite artifact of ``precision`` in a run directory."""
+    return f"model_{precision}.tflite"
+
+
+@dataclass(frozen=True)
+class TFConvertOptions:
+    """Options of the ONNX -> TensorFlow hop.
+
+    Attributes:
+        saved_model: Keep the SavedModel.
+        precisions: TFLite precisions to keep (none: no TFLite).
+        timeout_s: Give up on onnx2tf after this long.
+    """
+
+    saved_model: bool = True
+    precisions: tuple[str, ...] = ("fp32", "fp16")
+    timeout_s: float = 1800.0
+
+    def __post_init__(self) -> None:
+        bad = [p for p in self.precisions if p not in ONNX2TF_PRECISIONS]
+        if bad:
+            raise UsageError(
+                f"precision {bad[0]!r} is not supported by the onnx2tf backend yet; "
+                f"supported: {', '.join(ONNX2TF_PRECISIONS)}"
+            )
+        if not self.saved_model and not self.precisions:
+            raise UsageError("nothing to convert: no SavedModel and no TFLite precision asked for")
+
+
+def _calibration_images() -> np.ndarray:
+    """20 bundled digits, upsampled to 128x128 and repeated over 3 channels, NHWC in [0, 1]."""
+    from models.data import load_dataset
+
+    x = load_dataset("digits", "train").x[:20, 0]  # [20, 8, 8]
+    x = np.repeat(np.repeat(x, 16, axis=1), 16, axis=2)  # [20, 128, 128]
+    return np.ascontiguousarray(np.repeat(x[..., None], 3, axis=-1), dtype=np.float32)
+
+
+def _run_worker(onnx_path: Path, work: Path, timeout_s: float) -> dict:
+    work = work.resolve()
+    model = work / "model.onnx"
+    shutil.copyfile(onnx_path, model)
+    np.save(work / _CALIBRATION_FILE, _calibration_images())
+    request = {"onnx": str(model), "out_dir": str(work / "out"), "options": {}}
+    (work / "request.json").write_text(json.dumps(request))
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    log_path = work / "onnx2tf.log"
+    cmd = [sys.executable, str(_WORKER), str(work / "request.json"), str(work / "result.json")]
+    with log_path.open("w") as log_file:
+        try:
+            proc = subprocess.run(
+                cmd,
+                cwd=work,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise ConversionError(f"{onnx_path}: onnx2tf did not finish within {timeout_s:.0f} s") from e
+    result_path = work / "result.json"
+    result = json.loads(result_path.read_text()) if result_path.exists() else {"ok": False}
+    if proc.returncode != 0 or not result.get("ok"):
+        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-15:])
+        reason = result.get("error") or f"worker exited with code {proc.returncode}"
+        raise ConversionError(f"{onnx_path}: onnx2tf failed: {reason}\n--- last lines of its log ---\n{tail}")
+    return result
+
+
+def convert_onnx2tf(
+    onnx: Artifact, out_dir: str | Path, options: TFConvertOptions = TFConvertOptions()
+) -> list[Artifact]:
+    """Convert an ONNX artifact with onnx2tf into ``out_dir``.
+
+    Writes ``saved_model/`` and ``model_<precision>.tflite`` atomically: an artifact appears under
+    its final name only once complete, and a failure leaves earlier files as they were.
+
+    Returns:
+        The SavedModel artifact (if asked for) followed by one TFLite artifact per precision.
+
+    Raises:
+        ConversionError: onnx2tf failed, or an artifact's tensors cannot be mapped to the reference.
+    """
+    if onnx.format is not Format.ONNX:
+        raise UsageError(f"{onnx.path}: the onnx2tf backend converts ONNX files, got {onnx.format}")
+    if not onnx.path.is_file():
+        raise ConversionError(f"{onnx.path}: no such ONNX file")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = onnx.spec
+    with tempfile.TemporaryDirectory(prefix=".onnx2tf-", dir=out_dir) as tmp:
+        work = Path(tmp)
+        log.info("onnx2tf: converting %s", onnx.path)
+        result = _run_worker(onnx.path, work, options.timeout_s)
+        produced = work / "out"
+        described_sm = result["saved_model"]
+        sm_binding = (
+            bind_tensors(spec.inputs, described_sm["inputs"], channels_last=True),
+            bind_tensors(spec.outputs, described_sm["outputs"], channels_last=True, match_names=False),
+        )
+        tflites = {}
+        for precision in options.precisions:
+            src = produced / f"model_{ONNX2TF_PRECISIONS[precision]}.tflite"
+            if not src.is_file():
+                raise ConversionError(f"{onnx.path}: onnx2tf wrote no {precision} TFLite file ({src.name})")
+            desc = result["tflite"][src.name]
+            tflites[precision] = (
+                src,
+                bind_tensors(spec.inputs, desc["inputs"], channels_last=True),
+                bind_tensors(spec.outputs, desc["outputs"], channels_last=True, match_names=False),
+            )
+        extra = {"onnx2tf_version": result.get("onnx2tf_version")}
+        artifacts: list[Artifact] = []
+        sm_dest = out_dir / "saved_model"
+        if options.saved_model:
+            for f in produced.glob("*.tflite"):
+                f.rename(work / f.name)
+            with atomic_path(sm_dest) as dest_tmp:
+                produced.rename(dest_tmp)
+            artifacts.append(
+                Artifact(
+                    sm_dest, Format.TF_SAVED_MODEL, spec, "fp32", *sm_binding, onnx.label, "onnx2tf", extra
+                )
+            )
+        for precision, (src, ins, outs) in tflites.items():
+            src = work / src.name if options.saved_model else src
+            dest = out_dir / tflite_name(precision)
+            with atomic_path(dest) as dest_tmp:
+                shutil.move(src, dest_tmp)
+            artifacts.append(
+                Artifact(dest, Format.TFLITE, spec, precision, ins, outs, sm_dest.name, "onnx2tf", extra)
+            )
+    return artifacts
+
+
+def supported_precisions() -> Sequence[str]:
+    """Precisions the onnx2tf backend can write."""
+    return tuple(ONNX2TF_PRECISIONS)

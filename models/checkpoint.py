@@ -1,0 +1,136 @@
+"""onnxpipe checkpoints: a state dict plus everything needed to rebuild and validate the model.
+
+A checkpoint is a plain dict of tensors and primitive values, loadable with
+``torch.load(path, weights_only=True)``: loading one never runs code.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.errors import CheckpointError
+from models.fs import atomic_path
+from models.registry import get_architecture
+from models.spec import ModelSpec
+
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "load_checkpoint", "load_model", "save_checkpoint"]
+
+CHECKPOINT_FORMAT = "onnxpipe-checkpoint/1"
+_REQUIRED = ("format", "model", "state_dict", "spec")
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes:
+        model: Architecture name in the registry.
+        state_dict: Parameters and buffers.
+        spec: The model's interface.
+        model_kwargs: Keyword arguments of the architecture's ``build``.
+        train_config: The training configuration that produced it.
+        metrics: Final training metrics (e.g. validation accuracy).
+    """
+
+    model: str
+    state_dict: dict[str, Any]
+    spec: ModelSpec
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    train_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    """Write ``ckpt`` atomically and return its path."""
+    import torch
+
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model": ckpt.model,
+        "model_kwargs": ckpt.model_kwargs,
+        "state_dict": ckpt.state_dict,
+        "spec": ckpt.spec.to_dict(),
+        "train_config": ckpt.train_config,
+        "metrics": ckpt.metrics,
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load an onnxpipe checkpoint without running any code from it.
+
+    Raises:
+        CheckpointError: The file is missing, is not a PyTorch file, holds pickled code, or is not an
+            onnxpipe checkpoint.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(path, "no such file")
+    if path.is_dir():
+        raise CheckpointError(path, "is a folder, expected a checkpoint file (.pt)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "is empty")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            path, f"refused: it holds objects that only a full unpickle could load ({first})"
+        ) from e
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED):
+        got = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(path, f"not an onnxpipe checkpoint: expected keys {list(_REQUIRED)}, got {got}")
+    if payload["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            path, f"checkpoint format {payload['format']!r}, expected {CHECKPOINT_FORMAT!r}"
+        )
+    return Checkpoint(
+        model=payload["model"],
+        state_dict=payload["state_dict"],
+        spec=ModelSpec.from_dict(payload["spec"]),
+        model_kwargs=dict(payload.get("model_kwargs", {})),
+        train_config=dict(payload.get("train_config", {})),
+        metrics=dict(payload.get("metrics", {})),
+    )
+
+
+def load_model(source: str | Path | Checkpoint):
+    """Rebuild the model of a checkpoint in eval mode.
+
+    Raises:
+        CheckpointError: The state dict does not fit the architecture; missing and unexpected keys and
+            mismatched shapes are named.
+    """
+    ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
+    where = "checkpoint" if isinstance(source, Checkpoint) else source
+    model = get_architecture(ckpt.model).build(**ckpt.model_kwargs)
+    own = model.state_dict()
+    missing = [k for k in own if k not in ckpt.state_dict]
+    unexpected = [k for k in ckpt.state_dict if k not in own]
+    shapes = [
+        f"{k}: {tuple(ckpt.state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in ckpt.state_dict and tuple(ckpt.state_dict[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected}")
+        if shapes:
+            parts.append(f"shape mismatch (checkpoint vs {ckpt.model!r}) {shapes}")
+        raise CheckpointError(where, f"does not fit architecture {ckpt.model!r}: " + "; ".join(parts))
+    model.load_state_dict(ckpt.state_dict)
+    return model.eval()

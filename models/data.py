@@ -1,0 +1,66 @@
+"""Bundled datasets: nothing is downloaded.
+
+``digits`` is scikit-learn's copy of the UCI handwritten digits (1,797 8x8 grey images, 10
+classes) that ships inside the scikit-learn package. Pixels are scaled from 0..16 to 0..1. The
+train/validation split is stratified and fixed (its seed is not the training seed), so every run
+and every tool validates on the same images.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.errors import UnknownNameError
+from models.spec import ModelSpec
+
+__all__ = ["DATASETS", "SPLIT_SEED", "Dataset", "load_dataset", "model_arrays"]
+
+SPLIT_SEED = 20240607
+VALIDATION_FRACTION = 0.2
+DATASETS = ("digits",)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images and labels of one split, images as float32 ``[N, 1, 8, 8]`` in ``[0, 1]``."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@functools.cache
+def _digits() -> tuple[Dataset, Dataset]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    x_tr, x_va, y_tr, y_va = train_test_split(
+        x, y, test_size=VALIDATION_FRACTION, random_state=SPLIT_SEED, stratify=y
+    )
+    return Dataset(x_tr, y_tr), Dataset(x_va, y_va)
+
+
+def load_dataset(name: str, split: str) -> Dataset:
+    """The ``train`` or ``validation`` split of a bundled dataset."""
+    if name not in DATASETS:
+        raise UnknownNameError("dataset", name, DATASETS)
+    splits = {"train": 0, "validation": 1}
+    if split not in splits:
+        raise UnknownNameError("split", split, splits)
+    return _digits()[splits[split]]
+
+
+def model_arrays(spec: ModelSpec, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split shaped for ``spec``'s first input (e.g. flattened to ``[N, 64]`` for an MLP)."""
+    ds = load_dataset(spec.dataset, split)
+    sample_shape = spec.inputs[0].shape[1:]
+    x = ds.x.reshape((len(ds), *sample_shape)).astype(spec.inputs[0].dtype)
+    return x, ds.y

@@ -1,0 +1,162 @@
+"""Declarative description of a model's interface: tensors, dynamic axes, data and tolerances."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PRECISIONS", "ModelSpec", "TensorSpec", "Tolerance", "default_tolerances"]
+
+#: Precisions an artifact can have, from exact to most aggressive.
+PRECISIONS = ("fp32", "fp16", "dynamic_int8", "int8")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output tensor.
+
+    Attributes:
+        name: The tensor's name in PyTorch/ONNX.
+        shape: Dimensions; a string names a dynamic axis (e.g. ``"batch"``).
+        dtype: NumPy dtype name.
+        layout: Axis letters in the reference (PyTorch) layout, e.g. ``"NCHW"``; ``None`` when
+            the axes have no spatial meaning.
+    """
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+    layout: str | None = None
+
+    @property
+    def dynamic_axes(self) -> dict[int, str]:
+        """Axis index -> name for every dynamic dimension."""
+        return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
+
+    def concrete_shape(self, batch: int) -> tuple[int, ...]:
+        """The shape with every dynamic axis set to ``batch``."""
+        return tuple(batch if isinstance(d, str) else d for d in self.shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(d["name"], tuple(d["shape"]), d.get("dtype", "float32"), d.get("layout"))
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """When a candidate's outputs count as equal to the reference's.
+
+    An output passes when every element satisfies ``|c - r| <= atol + rtol * |r|`` (NumPy's
+    ``allclose`` rule), the cosine similarity is at least ``min_cosine`` and, for classifier outputs
+    and when set, the top-1 agreement is at least ``min_top1``.
+    """
+
+    atol: float
+    rtol: float
+    min_cosine: float
+    min_top1: float | None = None
+
+    def violation(self, reference: Any, candidate: Any) -> float:
+        """Largest ``|c - r| - (atol + rtol * |r|)`` over the elements; ``<= 0`` means within bounds.
+
+        Only the element-wise bound; cosine and top-1 are judged by :mod:`validation.parity`.
+        """
+        import numpy as np
+
+        r = np.asarray(reference, dtype=np.float64)
+        c = np.asarray(candidate, dtype=np.float64)
+        if r.shape != c.shape:
+            return float("inf")
+        if r.size == 0:
+            return 0.0
+        excess = np.abs(c - r) - (self.atol + self.rtol * np.abs(r))
+        return float(np.nan_to_num(excess, nan=np.inf).max())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Tolerance:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**d)
+
+
+def default_tolerances() -> dict[str, Tolerance]:
+    """Tolerances per precision, as tabled in the README.
+
+    fp32 differences come from kernel summation order only (measured ~1e-6 on the digits models),
+    so the bound is tight. fp16 stores weights in half precision (10-bit mantissa, relative error
+    ~5e-4 per weight) and errors accumulate through the layers, hence the looser bound.
+    """
+    return {
+        "fp32": Tolerance(atol=1e-4, rtol=1e-4, min_cosine=0.99999),
+        "fp16": Tolerance(atol=2e-2, rtol=1e-2, min_cosine=0.999, min_top1=0.99),
+        "dynamic_int8": Tolerance(atol=0.5, rtol=0.1, min_cosine=0.98, min_top1=0.95),
+        "int8": Tolerance(atol=1.0, rtol=0.2, min_cosine=0.95, min_top1=0.95),
+    }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Interface of a model: what it takes, what it gives, what data it sees, how close is close.
+
+    Attributes:
+        name: Architecture name in the registry.
+        inputs: Input tensors, in call order.
+        outputs: Output tensors, in return order.
+        dataset: Name of the dataset in :mod:`models.data` the model is trained and validated on.
+        value_range: Range of the input values in that dataset (used for random and edge inputs).
+        opset: Default ONNX opset for export.
+        tolerances: Precision name -> :class:`Tolerance`.
+    """
+
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    dataset: str = "digits"
+    value_range: tuple[float, float] = (0.0, 1.0)
+    opset: int = 18
+    tolerances: Mapping[str, Tolerance] = field(default_factory=default_tolerances)
+
+    def tolerance(self, precision: str) -> Tolerance:
+        """The tolerance for ``precision``."""
+        from models.errors import UnknownNameError
+
+        try:
+            return self.tolerances[precision]
+        except KeyError:
+            raise UnknownNameError("precision", precision, self.tolerances) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (also stored inside checkpoints, so only plain types)."""
+        return {
+            "name": self.name,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "dataset": self.dataset,
+            "value_range": list(self.value_range),
+            "opset": self.opset,
+            "tolerances": {k: v.to_dict() for k, v in self.tolerances.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            name=d["name"],
+            inputs=tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
+            outputs=tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
+            dataset=d.get("dataset", "digits"),
+            value_range=tuple(d.get("value_range", (0.0, 1.0))),
+            opset=d.get("opset", 18),
+            tolerances={k: Tolerance.from_dict(v) for k, v in d.get("tolerances", {}).items()}
+            or default_tolerances(),
+        )

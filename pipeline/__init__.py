@@ -1,0 +1,1 @@
+"""The top of the stack: CLI, configuration, stages, run directory, manifest, errors."""

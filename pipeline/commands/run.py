@@ -1,0 +1,76 @@
+"""``onnxpipe run``: every stage in order."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from models.registry import ARCHITECTURES
+from pipeline.errors import EXIT_PARITY_FAILED
+
+
+@click.command("run")
+@click.option("--model", default="cnn", show_default=True, help=f"Zoo model: {', '.join(ARCHITECTURES)}.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="Run directory [default: runs/<model>]."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TOML config (sections train, export, convert, validate).",
+)
+@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--seed", type=int, default=None, help="Override train.seed.")
+@click.option("--precision", default=None, help="Override convert.precisions (comma list).")
+def command(
+    model: str,
+    out: Path | None,
+    config_path: Path | None,
+    epochs: int | None,
+    seed: int | None,
+    precision: str | None,
+) -> None:
+    """Train MODEL, export it to ONNX, convert it to SavedModel and TFLite, validate every artifact.
+
+    Writes the resolved configuration to OUT/config.json. Exit code 1 when parity fails.
+
+    Example: onnxpipe run --model cnn --out runs/cnn
+    """
+    from converters.onnx_to_saved_model import ONNX2TF_PRECISIONS
+    from models.fs import write_json
+    from pipeline.commands.convert import run_conversion
+    from pipeline.commands.options import csv_choice
+    from pipeline.commands.train import run_training
+    from pipeline.commands.validate import run_validation
+    from pipeline.config import load_config
+    from pipeline.rundir import RunDir
+    from pipeline.stages import run_dir_artifacts
+
+    cfg = load_config(config_path).override("train", model=model, epochs=epochs, seed=seed)
+    if precision is not None:
+        cfg = cfg.override(
+            "convert", precisions=csv_choice(precision, tuple(ONNX2TF_PRECISIONS), "precision")
+        )
+    out = out or Path("runs") / model
+    run = RunDir(out).prepare()
+    write_json(run.path / "config.json", json.loads(json.dumps(cfg.to_dict())))
+    timings = {}
+    t0 = time.perf_counter()
+    run_training(model, out, cfg.train)
+    timings["train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run_conversion(run.checkpoint, out, ("saved_model", "tflite"), cfg.convert.precisions, cfg.export)
+    timings["export+convert"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref, cands = run_dir_artifacts(run)
+    passed = run_validation(ref, cands, out, cfg.validate)
+    timings["validate"] = time.perf_counter() - t0
+    click.echo("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    if not passed:
+        sys.exit(EXIT_PARITY_FAILED)

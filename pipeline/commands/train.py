@@ -1,0 +1,61 @@
+"""``onnxpipe train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from models.registry import ARCHITECTURES
+
+
+def run_training(model: str, out: Path, config) -> None:
+    """Train with a progress bar and print the result (shared with ``onnxpipe run``)."""
+    import math
+
+    from models.data import load_dataset
+    from models.registry import get_architecture
+    from pipeline.rundir import RunDir
+    from pipeline.stages import train_stage
+    from pipeline.ui import TrainProgress, say
+
+    cfg = config.resolved()
+    spec = get_architecture(model).spec
+    steps = math.ceil(len(load_dataset(spec.dataset, "train")) / cfg.batch_size) * cfg.epochs
+    say(
+        f"train {model} for {cfg.epochs} epochs (seed {cfg.seed}, lr {cfg.lr}, batch {cfg.batch_size}) -> {out}"
+    )
+    progress = TrainProgress(steps, f"training {model}")
+    try:
+        ckpt = train_stage(RunDir(out), cfg, on_batch=progress.on_batch, on_epoch=progress.on_epoch)
+    finally:
+        progress.close()
+    click.echo(
+        f"checkpoint: {RunDir(out).checkpoint}  validation accuracy {ckpt.metrics['val_accuracy']:.4f}"
+    )
+
+
+@click.command("train")
+@click.option(
+    "--model", "model", default="cnn", show_default=True, help=f"Zoo model: {', '.join(ARCHITECTURES)}."
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="Run directory [default: runs/<model>]."
+)
+@click.option("--epochs", type=int, default=None, help="Epochs [default: the model's].")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of initialisation and batch order."
+)
+@click.option("--lr", type=float, default=None, help="Adam learning rate [default: the model's].")
+@click.option("--batch-size", type=int, default=None, help="Batch size [default: the model's].")
+def command(
+    model: str, out: Path | None, epochs: int | None, seed: int, lr: float | None, batch_size: int | None
+):
+    """Train a zoo model on its bundled dataset and write OUT/checkpoint.pt.
+
+    Example: onnxpipe train --model cnn --out runs/cnn --epochs 20
+    """
+    from models.training import TrainConfig
+
+    out = out or Path("runs") / model
+    run_training(model, out, TrainConfig(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed))

@@ -1,0 +1,166 @@
+"""The stages and their order: train -> export -> convert -> validate.
+
+Each stage reads its inputs from, and writes its outputs atomically into, a run directory, then
+records itself in the manifest. Stages know nothing about the terminal: the CLI passes callbacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from converters.onnx_to_saved_model import TFConvertOptions, convert_onnx2tf
+from converters.torch_to_onnx import ExportOptions, export_onnx
+from models.artifact import Artifact, Format
+from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from models.errors import InputFileError, UsageError
+from pipeline.artifacts import detect_format, resolve_artifact
+from pipeline.rundir import RunDir
+from validation.inputs import InputConfig
+from validation.parity import ParityReport, validate
+from validation.report import write_reports
+
+__all__ = [
+    "convert_stage",
+    "export_stage",
+    "resolve_checkpoint",
+    "run_dir_artifacts",
+    "train_stage",
+    "validate_stage",
+]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_checkpoint(source: str | Path) -> Path:
+    """A checkpoint path from a run directory or a checkpoint file."""
+    source = Path(source)
+    if source.is_dir():
+        ckpt = RunDir(source).checkpoint
+        if not ckpt.is_file():
+            raise InputFileError(source, "run directory has no checkpoint.pt (run `onnxpipe train` first)")
+        return ckpt
+    if not source.exists():
+        raise InputFileError(source, "no such file or folder")
+    return source
+
+
+def train_stage(
+    run: RunDir,
+    config,
+    on_batch: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable | None = None,
+) -> Checkpoint:
+    """Train and write ``checkpoint.pt``."""
+    from models.training import train
+
+    run.prepare()
+    t0 = time.perf_counter()
+    ckpt = train(config, on_batch=on_batch, on_epoch=on_epoch)
+    save_checkpoint(ckpt, run.checkpoint)
+    run.record_stage(
+        "train",
+        inputs=[],
+        outputs=[run.checkpoint],
+        options=ckpt.train_config,
+        seconds=time.perf_counter() - t0,
+    )
+    return ckpt
+
+
+def export_stage(checkpoint: Path, dest: Path, options: ExportOptions) -> Artifact:
+    """Export a checkpoint to ``dest`` (``model.onnx``)."""
+    run = RunDir(dest.parent).prepare()
+    t0 = time.perf_counter()
+    ckpt = load_checkpoint(checkpoint)
+    artifact = export_onnx(ckpt, dest, options)
+    artifact = dataclasses.replace(artifact, parent=checkpoint.name)
+    run.record_stage(
+        "export",
+        inputs=[checkpoint],
+        outputs=[artifact],
+        options=dataclasses.asdict(options),
+        seconds=time.perf_counter() - t0,
+    )
+    return artifact
+
+
+def convert_stage(
+    source: Path,
+    out_dir: Path,
+    options: TFConvertOptions,
+    export_options: ExportOptions = ExportOptions(),
+    on_progress: Callable[[str], None] | None = None,
+) -> list[Artifact]:
+    """Convert a checkpoint (through ONNX) or an ONNX file to SavedModel and TFLite in ``out_dir``."""
+    say = on_progress or (lambda _m: None)
+    run = RunDir(out_dir).prepare()
+    if not source.exists():
+        raise InputFileError(source, "no such file or folder")
+    fmt = detect_format(source)
+    if fmt is Format.TORCH:
+        say(f"export {source} -> {run.onnx}")
+        onnx = export_stage(source, run.onnx, export_options)
+    elif fmt is Format.ONNX:
+        onnx = resolve_artifact(source)
+    else:
+        raise InputFileError(source, "convert takes a checkpoint (.pt) or an ONNX file (.onnx)")
+    say(
+        f"onnx2tf {onnx.path.name} -> saved_model/, "
+        + ", ".join(f"model_{p}.tflite" for p in options.precisions)
+    )
+    t0 = time.perf_counter()
+    artifacts = convert_onnx2tf(onnx, run.path, options)
+    run.record_stage(
+        "convert",
+        inputs=[onnx.path],
+        outputs=artifacts,
+        options={**dataclasses.asdict(options), "backend": "onnx2tf"},
+        seconds=time.perf_counter() - t0,
+    )
+    return [onnx, *artifacts] if fmt is Format.TORCH else artifacts
+
+
+def validate_stage(
+    reference: Artifact,
+    candidates: Sequence[Artifact],
+    out_dir: Path,
+    config: InputConfig = InputConfig(),
+    on_progress: Callable[[str], None] | None = None,
+) -> ParityReport:
+    """Validate and write ``parity.json`` and ``parity.md`` into ``out_dir``."""
+    run = RunDir(out_dir).prepare()
+    t0 = time.perf_counter()
+    report = validate(reference, candidates, config, on_progress=on_progress)
+    write_reports(report, run.path)
+    if (run.path / "manifest.json").exists() or reference.path.parent == run.path:
+        run.record_stage(
+            "validate",
+            inputs=[reference.path, *(c.path for c in candidates)],
+            outputs=[run.path / "parity.json", run.path / "parity.md"],
+            options=dataclasses.asdict(config),
+            seconds=time.perf_counter() - t0,
+        )
+    return report
+
+
+def run_dir_artifacts(run: RunDir) -> tuple[Artifact, list[Artifact]]:
+    """The reference (checkpoint, else ONNX) and the other recorded artifacts of a run directory."""
+    if not run.path.is_dir():
+        raise InputFileError(run.path, "no such run directory")
+    recorded = run.artifacts()
+    if run.checkpoint.is_file():
+        reference = resolve_artifact(run.checkpoint)
+    elif run.onnx.is_file():
+        reference = resolve_artifact(run.onnx)
+    else:
+        raise InputFileError(run.path, "has neither checkpoint.pt nor model.onnx to validate against")
+    candidates = [a for a in recorded if a.path != reference.path and a.format is not Format.TORCH]
+    if not candidates:
+        raise UsageError(
+            f"{run.path}: no artifacts to validate (run `onnxpipe export` or `onnxpipe convert` first)"
+        )
+    return reference, candidates

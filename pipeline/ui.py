@@ -1,0 +1,58 @@
+"""Terminal output shared by the commands: progress lines, the training bar, the parity summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from validation.parity import ParityReport
+
+__all__ = ["TrainProgress", "echo_parity", "say"]
+
+
+def say(message: str) -> None:
+    """A progress line on stderr (stdout stays clean for results)."""
+    click.echo(click.style("» ", fg="cyan") + message, err=True)
+
+
+class TrainProgress:
+    """A progress bar over every training step, with a line per epoch."""
+
+    def __init__(self, total_steps: int, label: str):
+        self._bar = click.progressbar(length=total_steps, label=label, file=click.get_text_stream("stderr"))
+        self._bar.__enter__()
+
+    def on_batch(self, epoch: int, step: int, loss: float) -> None:
+        """Advance one step."""
+        self._bar.update(1)
+
+    def on_epoch(self, result: Any) -> None:
+        """Print the epoch's loss and validation accuracy."""
+        self._bar.render_finish()
+        click.echo(
+            f"epoch {result.epoch:3d}  loss {result.loss:.4f}  val loss {result.val_loss:.4f}  "
+            f"val accuracy {result.val_accuracy:.4f}",
+            err=True,
+        )
+
+    def close(self) -> None:
+        """Finish the bar."""
+        self._bar.__exit__(None, None, None)
+
+
+def echo_parity(report: ParityReport, where: str, echo: Callable[[str], None] = click.echo) -> None:
+    """A one-screen summary: one line per result, then the verdict."""
+    width = max([len(r.artifact) for r in report.results] + [8])
+    echo(f"reference: {report.reference['artifact']} on {report.reference['runtime']}")
+    for r in report.results:
+        colour = {"pass": "green", "fail": "red", "error": "red"}.get(r.status, "yellow")
+        status = click.style(f"{r.status:<11}", fg=colour)
+        m = r.metrics
+        numbers = f"max abs {m.max_abs:.2e}  cosine {m.cosine:.6f}" if m else (r.message or "")
+        echo(f"  {r.artifact:<{width}}  {r.runtime:<14} {r.device:<4} {r.precision:<5} {status} {numbers}")
+        if m and r.message:
+            echo(f"  {'':<{width}}  {r.message}")
+    verdict = click.style("PASSED", fg="green") if report.passed else click.style("FAILED", fg="red")
+    echo(f"parity {verdict}: {where}")

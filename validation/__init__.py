@@ -1,0 +1,1 @@
+"""Runtimes, metrics, parity reports. Never imports ``converters`` or training."""

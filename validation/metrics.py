@@ -1,0 +1,107 @@
+"""Error metrics between a reference output and a candidate output (NumPy only)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from models.spec import Tolerance
+
+__all__ = ["Metrics", "compare", "worst"]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """How far a candidate is from the reference.
+
+    Attributes:
+        max_abs: ``max |c - r|``.
+        max_rel: ``max |c - r| / (|r| + 1e-3 * max|r|)``: relative error, with a floor so that
+            near-zero reference values do not blow it up.
+        mean_abs: ``mean |c - r|``.
+        cosine: Smallest per-sample cosine similarity (1.0 for identical directions).
+        snr_db: ``10 log10(sum r^2 / sum (c - r)^2)``; ``None`` when the outputs are identical.
+        top1_agreement: Fraction of samples whose argmax over the last axis agrees; ``None`` for
+            outputs that are not ``[batch, classes]`` scores.
+        nonfinite: Count of NaN/Inf values in the candidate.
+    """
+
+    max_abs: float
+    max_rel: float
+    mean_abs: float
+    cosine: float
+    snr_db: float | None
+    top1_agreement: float | None
+    nonfinite: int = 0
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    def violations(self, tol: Tolerance, bound_excess: float) -> list[str]:
+        """Human-readable reasons this result fails ``tol`` (empty when it passes)."""
+        out = []
+        if self.nonfinite:
+            out.append(f"{self.nonfinite} non-finite values")
+        if bound_excess > 0:
+            out.append(f"max abs {self.max_abs:.3g} exceeds atol {tol.atol:g} + rtol {tol.rtol:g}·|ref|")
+        if self.cosine < tol.min_cosine:
+            out.append(f"cosine {self.cosine:.6f} < {tol.min_cosine}")
+        if (
+            tol.min_top1 is not None
+            and self.top1_agreement is not None
+            and self.top1_agreement < tol.min_top1
+        ):
+            out.append(f"top-1 agreement {self.top1_agreement:.4f} < {tol.min_top1}")
+        return out
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> Metrics:
+    """Metrics of ``candidate`` against ``reference`` (same shape, batch first)."""
+    r = np.asarray(reference, dtype=np.float64)
+    c = np.asarray(candidate, dtype=np.float64)
+    if r.shape != c.shape:
+        raise ValueError(f"shape {list(c.shape)} differs from the reference's {list(r.shape)}")
+    nonfinite = int(np.size(c) - np.isfinite(c).sum())
+    c = np.nan_to_num(c, nan=0.0, posinf=0.0, neginf=0.0) if nonfinite else c
+    diff = np.abs(c - r)
+    scale = float(np.abs(r).max()) if r.size else 0.0
+    max_abs = float(diff.max()) if r.size else 0.0
+    max_rel = float((diff / (np.abs(r) + 1e-3 * scale + 1e-30)).max()) if r.size else 0.0
+    rows_r = r.reshape(r.shape[0], -1) if r.ndim else r.reshape(1, -1)
+    rows_c = c.reshape(rows_r.shape)
+    norms = np.linalg.norm(rows_r, axis=1) * np.linalg.norm(rows_c, axis=1)
+    dots = (rows_r * rows_c).sum(axis=1)
+    same = np.all(rows_r == rows_c, axis=1)
+    cos = np.where(same, 1.0, np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0))
+    noise = float((diff**2).sum())
+    snr = None if noise == 0 else 10 * math.log10(max(float((r**2).sum()), 1e-300) / noise)
+    top1 = None
+    if r.ndim == 2 and r.shape[1] > 1:
+        top1 = float((r.argmax(axis=1) == c.argmax(axis=1)).mean())
+    return Metrics(
+        max_abs=max_abs,
+        max_rel=max_rel,
+        mean_abs=float(diff.mean()) if r.size else 0.0,
+        cosine=float(cos.min()) if cos.size else 1.0,
+        snr_db=snr,
+        top1_agreement=top1,
+        nonfinite=nonfinite,
+    )
+
+
+def worst(metrics: list[Metrics]) -> Metrics:
+    """One summary of several outputs' metrics: the worst value of each."""
+    snrs = [m.snr_db for m in metrics if m.snr_db is not None]
+    top1s = [m.top1_agreement for m in metrics if m.top1_agreement is not None]
+    return Metrics(
+        max_abs=max(m.max_abs for m in metrics),
+        max_rel=max(m.max_rel for m in metrics),
+        mean_abs=max(m.mean_abs for m in metrics),
+        cosine=min(m.cosine for m in metrics),
+        snr_db=min(snrs) if snrs else None,
+        top1_agreement=min(top1s) if top1s else None,
+        nonfinite=sum(m.nonfinite for m in metrics),
+    )

@@ -1,0 +1,119 @@
+"""The runtime interface: load an artifact once, run it on named NumPy inputs many times.
+
+Like Polygraphy's runners, the public :meth:`Runtime.run` checks inputs against the model spec once
+(names, dtypes, shapes), converts them to the artifact's own names and layout, calls the
+subclass's :meth:`Runtime._run`, and maps outputs back to the reference names and layout.
+Subclasses stay short and cannot forget the checks.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.util
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from models.artifact import Artifact, Format
+from models.errors import EnvironmentProblem, UsageError, ValidationInputError
+
+__all__ = ["Runtime"]
+
+
+class Runtime(abc.ABC):
+    """Runs one artifact on one device. Use as a context manager.
+
+    Attributes:
+        name: Runtime name used in reports and on the command line.
+        formats: Artifact formats it can run.
+        packages: Python modules it needs (checked by :meth:`unavailable_reason`).
+        devices: Devices it can run on.
+    """
+
+    name: ClassVar[str]
+    formats: ClassVar[frozenset[Format]]
+    packages: ClassVar[tuple[str, ...]] = ()
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+
+    def __init__(self, artifact: Artifact, device: str = "cpu"):
+        if artifact.format not in self.formats:
+            raise UsageError(
+                f"{artifact.path}: runtime {self.name!r} runs {sorted(map(str, self.formats))}, "
+                f"not {artifact.format}"
+            )
+        self.artifact = artifact
+        self.device = device
+        self._loaded = False
+
+    @classmethod
+    def unavailable_reason(cls, device: str = "cpu") -> str | None:
+        """Why this runtime cannot run here on ``device``, or ``None`` when it can."""
+        missing = [p for p in cls.packages if importlib.util.find_spec(p) is None]
+        if missing:
+            return f"package {', '.join(missing)} is not installed"
+        if device not in cls.devices:
+            return f"device {device!r} is not supported by {cls.name} (supported: {', '.join(cls.devices)})"
+        return None
+
+    @property
+    def device_used(self) -> str:
+        """The device the loaded session really runs on (never the one merely asked for)."""
+        return self.device
+
+    def __enter__(self) -> Runtime:
+        reason = self.unavailable_reason(self.device)
+        if reason:
+            raise EnvironmentProblem(f"{self.name} on {self.device}: unavailable: {reason}")
+        self._load()
+        self._loaded = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+        self._loaded = False
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the artifact on ``inputs`` given in the reference names and layout.
+
+        Raises:
+            ValidationInputError: An input is missing, unexpected, or has the wrong dtype or shape.
+        """
+        if not self._loaded:
+            raise RuntimeError(f"{type(self).__name__} used outside its context manager")
+        spec = self.artifact.spec
+        expected = {t.name for t in spec.inputs}
+        if set(inputs) != expected:
+            raise ValidationInputError(
+                f"{self.artifact.label}: inputs {sorted(inputs)}, expected {sorted(expected)}"
+            )
+        feeds: dict[str, np.ndarray] = {}
+        for t, b in zip(spec.inputs, self.artifact.inputs, strict=True):
+            value = np.asarray(inputs[t.name])
+            if value.dtype != np.dtype(t.dtype):
+                raise ValidationInputError(f"input {t.name!r}: got dtype {value.dtype}, expected {t.dtype}")
+            if len(value.shape) != len(t.shape) or any(
+                not isinstance(d, str) and d != s for d, s in zip(t.shape, value.shape, strict=True)
+            ):
+                raise ValidationInputError(
+                    f"input {t.name!r}: got shape {list(value.shape)}, expected {list(t.shape)}"
+                )
+            feeds[b.artifact_name] = np.ascontiguousarray(b.to_artifact(value))
+        raw = self._run(feeds)
+        missing = [b.artifact_name for b in self.artifact.outputs if b.artifact_name not in raw]
+        if missing:
+            raise ValidationInputError(
+                f"{self.artifact.label}: outputs {missing} not produced; it gave {sorted(raw)}"
+            )
+        return {b.name: np.asarray(b.to_reference(raw[b.artifact_name])) for b in self.artifact.outputs}
+
+    @abc.abstractmethod
+    def _load(self) -> None:
+        """Create the session (once)."""
+
+    def _close(self) -> None:  # noqa: B027 - optional hook
+        """Release the session."""
+
+    @abc.abstractmethod
+    def _run(self, feeds: dict[str, np.ndarray]) -> Mapping[str, Any]:
+        """Run on feeds in the artifact's names and layout; return outputs by the artifact's names."""

@@ -1,0 +1,37 @@
+"""ONNX Runtime. The device reported is read from the session's providers, never assumed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from models.artifact import Format
+from validation.runtimes.base import Runtime
+
+_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+class OnnxRuntime(Runtime):
+    """``onnxruntime.InferenceSession`` with the CPU or CUDA execution provider."""
+
+    name = "onnxruntime"
+    formats = frozenset({Format.ONNX})
+    packages = ("onnxruntime",)
+    devices = ("cpu", "cuda")
+
+    def _load(self) -> None:
+        import onnxruntime as ort
+
+        self._session = ort.InferenceSession(str(self.artifact.path), providers=_PROVIDERS[self.device])
+        self._output_names = [b.artifact_name for b in self.artifact.outputs]
+
+    @property
+    def device_used(self) -> str:
+        """``cuda`` only when the session really attached the CUDA provider."""
+        providers = self._session.get_providers()
+        return "cuda" if "CUDAExecutionProvider" in providers else "cpu"
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+        outs = self._session.run(self._output_names, feeds)
+        return dict(zip(self._output_names, outs, strict=True))

@@ -1,0 +1,43 @@
+"""PyTorch runtime: rebuilds the model from an onnxpipe checkpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from models.artifact import Format
+from validation.runtimes.base import Runtime
+
+
+class PyTorchRuntime(Runtime):
+    """Eager PyTorch, in eval mode under ``torch.no_grad``."""
+
+    name = "pytorch"
+    formats = frozenset({Format.TORCH})
+    packages = ("torch",)
+    devices = ("cpu", "cuda")
+
+    @classmethod
+    def unavailable_reason(cls, device: str = "cpu") -> str | None:  # noqa: D102
+        reason = super().unavailable_reason(device)
+        if reason is None and device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                return "no CUDA device (torch.cuda.is_available() is False)"
+        return reason
+
+    def _load(self) -> None:
+        from models.checkpoint import load_model
+
+        self._model = load_model(self.artifact.path).to(self.device)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
+        import torch
+
+        with torch.no_grad():
+            args = [torch.from_numpy(feeds[b.artifact_name]).to(self.device) for b in self.artifact.inputs]
+            out = self._model(*args)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return {b.artifact_name: o.cpu().numpy() for b, o in zip(self.artifact.outputs, outs, strict=True)}
