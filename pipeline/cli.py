@@ -1,5 +1,6 @@
-"""The ``onnxpipe`` command line. Each command lives in its own module, imported only when it runs,
-so ``onnxpipe --help`` is instant.
+"""The ``onnxpipe`` command line.
+
+Each command lives in its own module, imported only when it runs, so ``onnxpipe --help`` is instant.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Parity: run the reference and every candidate on the same inputs and judge each against both
-the reference and its parent artifact (so the hop that broke is visible).
+"""Parity: run the reference and every candidate on the same inputs and judge each.
+
+Each candidate is judged against the reference and compared with its parent artifact, so the hop
+that broke is visible.
 """
 
 from __future__ import annotations
