@@ -1,0 +1,48 @@
+"""Shared fixtures: one real pipeline run per session, reused by most tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ONNXPIPE = [sys.executable, "-m", "pipeline"]
+
+
+def onnxpipe(*args: str, cwd: Path | None = None, check: bool = False, env: dict | None = None):
+    """Run the real CLI in a subprocess; returns the CompletedProcess (text output)."""
+    proc = subprocess.run(
+        [*ONNXPIPE, *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+        timeout=900,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"onnxpipe {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session")
+def cnn_run(tmp_path_factory) -> Path:
+    """``onnxpipe run --model cnn``: checkpoint, ONNX, SavedModel, TFLite fp32/fp16, parity reports."""
+    out = tmp_path_factory.mktemp("runs") / "cnn"
+    onnxpipe("run", "--model", "cnn", "--out", str(out), check=True)
+    return out
+
+
+@pytest.fixture
+def cnn_copy(cnn_run, tmp_path) -> Path:
+    """A private copy of the CNN run directory, for tests that modify it."""
+    dest = tmp_path / "cnn"
+    shutil.copytree(cnn_run, dest)
+    return dest

@@ -1,0 +1,41 @@
+import json
+
+import pytest
+
+from models.fs import atomic_path, sha256_path, write_json
+
+
+def test_failed_write_keeps_the_previous_file_and_leaves_no_temp(tmp_path):
+    dest = tmp_path / "model.onnx"
+    dest.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert dest.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_folder_replaced_whole(tmp_path):
+    dest = tmp_path / "saved_model"
+    dest.mkdir()
+    (dest / "old.pb").write_text("old")
+    with atomic_path(dest) as tmp:
+        tmp.mkdir()
+        (tmp / "saved_model.pb").write_text("new")
+    assert [p.name for p in dest.iterdir()] == ["saved_model.pb"]
+    assert [p.name for p in tmp_path.iterdir()] == ["saved_model"]
+
+
+def test_nothing_written_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "x"):
+        pass
+
+
+def test_json_is_strict_and_hash_is_stable(tmp_path):
+    write_json(tmp_path / "a.json", {"x": 1})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "b.json", {"x": float("nan")})
+    assert not (tmp_path / "b.json").exists()
+    assert sha256_path(tmp_path / "a.json") == sha256_path(tmp_path / "a.json")
+    assert len(sha256_path(tmp_path)) == 64

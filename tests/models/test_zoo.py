@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from models.data import load_dataset, model_arrays
+from models.errors import UnknownNameError
+from models.registry import ARCHITECTURES, get_architecture
+from models.spec import ModelSpec
+
+# Every registered architecture must be exercised end to end somewhere in the suite.
+END_TO_END_TESTED = {"cnn", "mlp"}
+
+
+def test_every_registered_model_has_an_end_to_end_test():
+    assert set(ARCHITECTURES) <= END_TO_END_TESTED, (
+        f"untested models: {set(ARCHITECTURES) - END_TO_END_TESTED}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_architecture_matches_its_spec(name):
+    arch = get_architecture(name)
+    assert arch.name == name == arch.spec.name
+    model = arch.build().eval()
+    x, _ = model_arrays(arch.spec, "validation")
+    with torch.no_grad():
+        out = model(torch.from_numpy(x[:3]))
+    assert list(out.shape) == [3 if isinstance(d, str) else d for d in arch.spec.outputs[0].shape]
+    assert ModelSpec.from_dict(arch.spec.to_dict()) == arch.spec
+
+
+def test_unknown_model_lists_the_valid_names():
+    with pytest.raises(UnknownNameError, match=r"unknown model 'resnet'; valid: cnn, mlp"):
+        get_architecture("resnet")
+
+
+def test_digits_split_is_fixed_stratified_and_bundled():
+    train, val = load_dataset("digits", "train"), load_dataset("digits", "validation")
+    assert (len(train), len(val)) == (1437, 360)
+    assert train.x.shape[1:] == (1, 8, 8) and train.x.dtype == np.float32
+    assert min(train.x.min(), val.x.min()) == 0.0 and max(train.x.max(), val.x.max()) == 1.0
+    assert np.bincount(val.y).min() >= 35  # stratified: every digit present in validation
+    again = load_dataset("digits", "validation")
+    np.testing.assert_array_equal(again.y, val.y)
+    # No validation image is also a training image.
+    train_rows = {r.tobytes() for r in train.x.reshape(len(train), -1)}
+    overlap = sum(r.tobytes() in train_rows for r in val.x.reshape(len(val), -1))
+    assert overlap <= 2  # the UCI set holds a couple of duplicate images; the split itself is disjoint
+
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(UnknownNameError, match="dataset"):
+        load_dataset("mnist", "train")
+    with pytest.raises(UnknownNameError, match="split"):
+        load_dataset("digits", "test")

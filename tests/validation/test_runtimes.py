@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from models.artifact import Format
+from models.errors import EnvironmentProblem, UnknownNameError, UsageError, ValidationInputError
+from pipeline.rundir import RunDir
+from validation.runtimes import get_runtime
+from validation.runtimes.base import Runtime
+from validation.runtimes.onnxrt import OnnxRuntime
+
+
+def _artifact(run, name):
+    return next(a for a in RunDir(run).artifacts() if a.label == name)
+
+
+def test_inputs_are_checked_once_before_any_runtime_sees_them(cnn_run):
+    with OnnxRuntime(_artifact(cnn_run, "model.onnx")) as rt:
+        good = np.zeros((2, 1, 8, 8), np.float32)
+        assert rt.run({"input": good})["logits"].shape == (2, 10)
+        with pytest.raises(ValidationInputError, match=r"inputs \['x'\], expected \['input'\]"):
+            rt.run({"x": good})
+        with pytest.raises(ValidationInputError, match="input 'input': got dtype float64, expected float32"):
+            rt.run({"input": good.astype(np.float64)})
+        with pytest.raises(
+            ValidationInputError,
+            match=r"input 'input': got shape \[2, 8, 8, 1\], expected \['batch', 1, 8, 8\]",
+        ):
+            rt.run({"input": good.reshape(2, 8, 8, 1)})
+
+
+def test_nhwc_artifacts_are_fed_nchw_inputs_transparently(cnn_run):
+    x = np.random.default_rng(1).random((5, 1, 8, 8), dtype=np.float32)
+    with OnnxRuntime(_artifact(cnn_run, "model.onnx")) as rt:
+        want = rt.run({"input": x})["logits"]
+    for name, runtime in [("saved_model", "tensorflow"), ("model_fp32.tflite", "ai-edge-litert")]:
+        with get_runtime(runtime)(_artifact(cnn_run, name)) as rt:
+            np.testing.assert_allclose(rt.run({"input": x})["logits"], want, atol=1e-4)
+            # batch size changes between calls are handled (TFLite resizes its input)
+            assert rt.run({"input": x[:1]})["logits"].shape == (1, 10)
+
+
+def test_onnxruntime_reports_the_device_it_really_used(cnn_run):
+    # This onnxruntime build has no CUDA provider: asking for CUDA must not be reported as CUDA.
+    with OnnxRuntime(_artifact(cnn_run, "model.onnx"), device="cuda") as rt:
+        assert rt.device_used == "cpu"
+
+
+def test_runtime_refuses_a_format_it_cannot_run(cnn_run):
+    with pytest.raises(UsageError, match="runtime 'onnxruntime' runs"):
+        OnnxRuntime(_artifact(cnn_run, "model_fp32.tflite"))
+
+
+class _Missing(Runtime):
+    name = "missing"
+    formats = frozenset({Format.ONNX})
+    packages = ("surely_not_installed_pkg",)
+
+    def _load(self):
+        raise AssertionError("must not load")
+
+    def _run(self, feeds):
+        raise AssertionError("must not run")
+
+
+def test_absent_package_is_reported_not_run(cnn_run):
+    assert _Missing.unavailable_reason() == "package surely_not_installed_pkg is not installed"
+    runtime = _Missing(_artifact(cnn_run, "model.onnx"))
+    with pytest.raises(EnvironmentProblem, match="unavailable: package surely_not_installed_pkg"), runtime:
+        pass
+
+
+def test_unknown_runtime():
+    with pytest.raises(
+        UnknownNameError, match="unknown runtime 'tensorrt'; valid: ai-edge-litert, onnxruntime"
+    ):
+        get_runtime("tensorrt")
