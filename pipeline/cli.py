@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 import traceback
 
@@ -77,6 +78,11 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     )
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM is handled like Ctrl-C: temporary files are removed."""
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="onnxpipe")

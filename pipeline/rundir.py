@@ -45,6 +45,22 @@ def tool_versions(names: Iterable[str] = _TOOLS) -> dict[str, str | None]:
     return out
 
 
+def _forget_descendants(records: dict[str, Any], rewritten: set[str]) -> None:
+    """Drop the records of artifacts derived from a rewritten one: they no longer match their parent.
+
+    The files stay on disk, but validation no longer treats them as this run's artifacts.
+    """
+    stale = set(rewritten)
+    changed = True
+    while changed:
+        changed = False
+        for name, record in list(records.items()):
+            if name not in rewritten and record.get("parent") in stale:
+                stale.add(name)
+                del records[name]
+                changed = True
+
+
 @dataclass(frozen=True)
 class RunDir:
     """A run directory and the names of everything in it."""
@@ -118,6 +134,8 @@ class RunDir:
             "options": options,
             "versions": tool_versions(),
         }
+        written = {self._rel(self._path_of(o)) for o in outs}
+        _forget_descendants(data["artifacts"], written)
         for o in outs:
             if isinstance(o, Artifact):
                 record = o.to_dict()

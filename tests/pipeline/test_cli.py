@@ -145,3 +145,11 @@ def test_make_stage_targets_are_file_targets(cnn_copy):
 def test_every_command_documents_an_example(command):
     assert "Example" in onnxpipe(command, "--help", check=True).stdout
     assert f"onnxpipe {command}" in (ROOT / "README.md").read_text()
+
+
+def test_re_export_forgets_artifacts_converted_from_the_old_onnx(cnn_copy):
+    onnxpipe("export", str(cnn_copy), "--opset", "17", check=True)
+    manifest = json.loads((cnn_copy / "manifest.json").read_text())
+    assert set(manifest["artifacts"]) == {"model.onnx"}  # the TF artifacts came from the previous ONNX file
+    proc = onnxpipe("validate", str(cnn_copy), check=True)
+    assert "model_fp16.tflite" not in proc.stdout and "model.onnx" in proc.stdout
