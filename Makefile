@@ -10,13 +10,14 @@ MODEL  ?= cnn
 RUN    ?= runs/$(MODEL)
 PRECISIONS ?= fp32,fp16
 PYTEST_ARGS ?=
+FAIL_ON ?= any
 
 comma := ,
 TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tflite)
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup train export convert validate test test-all lint clean distclean help
+.PHONY: all setup setup-browser train export convert validate report test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
@@ -24,6 +25,8 @@ help:
 	@echo "make test-all   every test, slow ones included"
 	@echo "make setup      create .venv and install onnxpipe with the pinned constraints"
 	@echo "make train|export|convert|validate   one stage (file targets: up-to-date stages are skipped)"
+	@echo "make report     regenerate parity.md and report.html from parity.json"
+	@echo "make setup-browser  install headless Chromium (for the HTML report test)"
 	@echo "make lint       ruff"
 	@echo "make clean      remove runs/ and caches; make distclean also removes .venv"
 
@@ -36,6 +39,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -c "import torch, onnx, onnxruntime, tensorflow, onnx2tf, ai_edge_litert; print('main env ok: torch', torch.__version__, '| tensorflow', tensorflow.__version__)"
 	touch $@
 
+# Headless Chromium for the HTML report test (Debian package; needs root).
+setup-browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 # --- the demo --------------------------------------------------------------------------------
 all: $(STAMP)
 	$(ONNXPIPE) run --model $(MODEL) --out $(RUN) --precision $(PRECISIONS)
@@ -45,6 +52,7 @@ train: $(RUN)/checkpoint.pt
 export: $(RUN)/model.onnx
 convert: $(CONVERTED)
 validate: $(RUN)/parity.json
+report: $(RUN)/report.html
 
 $(RUN)/checkpoint.pt: | $(STAMP)
 	$(ONNXPIPE) train --model $(MODEL) --out $(RUN)
@@ -56,7 +64,10 @@ $(CONVERTED) &: $(RUN)/model.onnx
 	$(ONNXPIPE) convert $(RUN)/model.onnx --to saved_model,tflite --precision $(PRECISIONS) --out $(RUN)
 
 $(RUN)/parity.json: $(RUN)/checkpoint.pt $(RUN)/model.onnx $(CONVERTED)
-	$(ONNXPIPE) validate $(RUN)
+	$(ONNXPIPE) validate $(RUN) --fail-on $(FAIL_ON)
+
+$(RUN)/report.html: $(RUN)/parity.json
+	$(ONNXPIPE) report $(RUN)
 
 # --- quality ---------------------------------------------------------------------------------
 test: $(STAMP)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "sha256_path", "write_json"]
+__all__ = ["atomic_path", "sha256_path", "size_of", "write_json"]
 
 
 def _remove(path: Path) -> None:
@@ -67,3 +67,11 @@ def sha256_path(path: str | os.PathLike[str]) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()
+
+
+def size_of(path: str | os.PathLike[str]) -> int:
+    """Size in bytes of a file, or of all files in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0

@@ -24,6 +24,7 @@ COMMANDS = {
     "convert": "Convert a checkpoint or ONNX file to TF SavedModel and TFLite.",
     "validate": "Check numerical parity of artifacts against the reference; exit 1 on failure.",
     "run": "Every stage: train, export, convert, validate.",
+    "report": "Regenerate parity.md and report.html from parity.json.",
 }
 
 

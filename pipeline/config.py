@@ -17,6 +17,7 @@ from converters.torch_to_onnx import ExportOptions
 from models.errors import InputFileError, UsageError
 from models.training import TrainConfig
 from validation.inputs import InputConfig
+from validation.parity import ValidateOptions
 
 __all__ = ["PipelineConfig", "load_config"]
 
@@ -28,7 +29,7 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportOptions = field(default_factory=ExportOptions)
     convert: TFConvertOptions = field(default_factory=TFConvertOptions)
-    validate: InputConfig = field(default_factory=InputConfig)
+    validate: ValidateOptions = field(default_factory=ValidateOptions)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -56,6 +57,20 @@ def _section(cls: type, data: Any, where: str) -> Any:
         raise UsageError(f"{where}: {e}") from e
 
 
+def _validate_section(data: Any, where: str) -> ValidateOptions:
+    """``[validate]`` is flat in the file: the input keys and the options side by side."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: expected a table, got {type(data).__name__}")
+    input_keys = {f.name for f in dataclasses.fields(InputConfig)}
+    option_keys = {f.name for f in dataclasses.fields(ValidateOptions)} - {"inputs"}
+    unknown = sorted(set(data) - input_keys - option_keys)
+    if unknown:
+        raise UsageError(f"{where}: unknown keys {unknown}; valid: {sorted(input_keys | option_keys)}")
+    inputs = _section(InputConfig, {k: v for k, v in data.items() if k in input_keys}, where)
+    options = {k: v for k, v in data.items() if k in option_keys}
+    return _section(ValidateOptions, {**options, "inputs": inputs}, where)
+
+
 def load_config(path: str | Path | None) -> PipelineConfig:
     """Load a TOML config (sections ``train``, ``export``, ``convert``, ``validate``); ``None`` -> defaults.
 
@@ -77,11 +92,11 @@ def load_config(path: str | Path | None) -> PipelineConfig:
     if unknown:
         raise UsageError(f"{path}: unknown sections {unknown}; valid: {sorted(sections)}")
     defaults = PipelineConfig()
-    return PipelineConfig(
-        **{
-            name: _section(type(getattr(defaults, name)), data[name], f"{path} [{name}]")
-            if name in data
-            else getattr(defaults, name)
-            for name in sections
-        }
-    )
+    values = {}
+    for name in data:
+        where = f"{path} [{name}]"
+        if name == "validate":
+            values[name] = _validate_section(data[name], where)
+        else:
+            values[name] = _section(type(getattr(defaults, name)), data[name], where)
+    return dataclasses.replace(defaults, **values)

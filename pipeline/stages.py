@@ -19,8 +19,7 @@ from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from models.errors import InputFileError, UsageError
 from pipeline.artifacts import detect_format, resolve_artifact
 from pipeline.rundir import RunDir
-from validation.inputs import InputConfig
-from validation.parity import ParityReport, validate
+from validation.parity import ParityReport, ValidateOptions, validate
 from validation.report import write_reports
 
 __all__ = [
@@ -128,20 +127,20 @@ def validate_stage(
     reference: Artifact,
     candidates: Sequence[Artifact],
     out_dir: Path,
-    config: InputConfig = InputConfig(),
+    options: ValidateOptions = ValidateOptions(),
     on_progress: Callable[[str], None] | None = None,
 ) -> ParityReport:
     """Validate and write ``parity.json`` and ``parity.md`` into ``out_dir``."""
     run = RunDir(out_dir).prepare()
     t0 = time.perf_counter()
-    report = validate(reference, candidates, config, on_progress=on_progress)
+    report = validate(reference, candidates, options, on_progress=on_progress)
     write_reports(report, run.path)
     if (run.path / "manifest.json").exists() or reference.path.parent == run.path:
         run.record_stage(
             "validate",
             inputs=[reference.path, *(c.path for c in candidates)],
             outputs=[run.path / "parity.json", run.path / "parity.md"],
-            options=dataclasses.asdict(config),
+            options=dataclasses.asdict(options),
             seconds=time.perf_counter() - t0,
         )
     return report

@@ -51,8 +51,12 @@ def echo_parity(report: ParityReport, where: str, echo: Callable[[str], None] = 
         status = click.style(f"{r.status:<11}", fg=colour)
         m = r.metrics
         numbers = f"max abs {m.max_abs:.2e}  cosine {m.cosine:.6f}" if m else (r.message or "")
-        echo(f"  {r.artifact:<{width}}  {r.runtime:<14} {r.device:<4} {r.precision:<5} {status} {numbers}")
+        echo(f"  {r.artifact:<{width}}  {r.runtime:<18} {r.device:<4} {r.precision:<5} {status} {numbers}")
         if m and r.message:
             echo(f"  {'':<{width}}  {r.message}")
+        if r.blame:
+            echo(f"  {'':<{width}}  blamed hop: {r.blame}")
+    if report.first_failing_hop:
+        echo(f"first failing hop: {report.first_failing_hop}")
     verdict = click.style("PASSED", fg="green") if report.passed else click.style("FAILED", fg="red")
-    echo(f"parity {verdict}: {where}")
+    echo(f"parity {verdict} (fail on {report.fail_on}): {where}")

@@ -1,4 +1,4 @@
-"""Inputs that validation feeds every runtime: real samples first, then seeded random ones."""
+"""Inputs that validation feeds every runtime: real samples, seeded random inputs, edge cases."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.errors import UsageError
 from models.spec import ModelSpec
 
 __all__ = ["InputConfig", "ValidationInputs", "build_inputs"]
@@ -13,59 +14,102 @@ __all__ = ["InputConfig", "ValidationInputs", "build_inputs"]
 
 @dataclass(frozen=True)
 class InputConfig:
-    """What to feed.
+    """What to feed, and at which batch sizes.
 
     Attributes:
         samples: Validation-split samples (all of them when larger than the split).
         random: Seeded random inputs drawn uniformly over the data's value range.
-        batch: The batch size > 1 every artifact is run at (on all inputs).
-        batch1: How many of the inputs are also run one at a time (batch 1).
+        edge: Add edge cases: zeros, the range's low and high ends, its midpoint, a checkerboard of
+            both ends, and random picks of either end.
+        batch: The main batch size; every input is run at it.
+        sweep: Further batch sizes (for the dynamic batch axis), each run on the first
+            ``sweep_inputs`` inputs.
+        sweep_inputs: How many inputs each sweep size runs on.
         seed: Seed of the random inputs.
     """
 
     samples: int = 1000
     random: int = 64
+    edge: bool = True
     batch: int = 32
-    batch1: int = 16
+    sweep: tuple[int, ...] = (1, 2, 7)
+    sweep_inputs: int = 14
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "random", "sweep_inputs"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name}: got {getattr(self, name)}, expected >= 0")
+        if self.batch < 1 or any(s < 1 for s in self.sweep):
+            raise UsageError(f"batch sizes must be >= 1: got batch {self.batch}, sweep {list(self.sweep)}")
 
 
 @dataclass(frozen=True)
 class ValidationInputs:
-    """Stacked inputs (reference names and layout) and, for dataset samples, their labels."""
+    """Stacked inputs (reference names and layout), their groups, and labels for dataset samples."""
 
     arrays: dict[str, np.ndarray]
     labels: np.ndarray | None
-    n_samples: int
-    n_random: int
+    groups: dict[str, tuple[int, int]]
     source: str
 
     def __len__(self) -> int:
-        return self.n_samples + self.n_random
+        return next(iter(self.arrays.values())).shape[0]
+
+    @property
+    def n_samples(self) -> int:
+        """How many dataset samples lead the inputs."""
+        start, stop = self.groups.get("validation", (0, 0))
+        return stop - start
 
     def slice(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Rows ``start:stop`` of every input."""
         return {k: v[start:stop] for k, v in self.arrays.items()}
 
 
+def _edge_cases(
+    shape: tuple[int, ...], lo: float, hi: float, dtype: str, rng: np.random.Generator
+) -> np.ndarray:
+    checker = (np.indices(shape).sum(axis=0) % 2).astype(bool)
+    cases = [
+        np.zeros(shape),
+        np.full(shape, lo),
+        np.full(shape, hi),
+        np.full(shape, (lo + hi) / 2),
+        np.where(checker, hi, lo),
+        np.where(rng.random(shape) < 0.5, lo, hi),
+    ]
+    return np.stack(cases).astype(dtype)
+
+
 def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> ValidationInputs:
-    """Validation-split samples of the spec's dataset (if it has one) followed by random inputs."""
+    """Validation-split samples of the spec's dataset (if it has one), random inputs, edge cases."""
     rng = np.random.default_rng(config.seed)
     lo, hi = spec.value_range
-    labels, n_samples, source = None, 0, "random"
-    first: dict[str, np.ndarray] = {}
-    if spec.dataset and len(spec.inputs) == 1:
+    labels, source = None, "random"
+    parts: dict[str, list[np.ndarray]] = {t.name: [] for t in spec.inputs}
+    groups: dict[str, tuple[int, int]] = {}
+    n = 0
+    if spec.dataset and len(spec.inputs) == 1 and config.samples:
         from models.data import model_arrays
 
         x, y = model_arrays(spec, "validation")
-        n_samples = min(config.samples, len(y))
-        first = {spec.inputs[0].name: x[:n_samples]}
-        labels = y[:n_samples]
-        source = f"{spec.dataset} validation split"
-    arrays = {}
-    for t in spec.inputs:
-        rand = rng.uniform(lo, hi, size=t.concrete_shape(config.random)).astype(t.dtype)
-        arrays[t.name] = np.concatenate([first[t.name], rand]) if t.name in first else rand
-    if not first:
-        n_samples = 0
-    return ValidationInputs(arrays, labels, n_samples, config.random, source)
+        k = min(config.samples, len(y))
+        parts[spec.inputs[0].name].append(x[:k])
+        labels, source = y[:k], f"{spec.dataset} validation split"
+        groups["validation"] = (0, k)
+        n = k
+    if config.random:
+        for t in spec.inputs:
+            parts[t.name].append(rng.uniform(lo, hi, size=t.concrete_shape(config.random)).astype(t.dtype))
+        groups["random"] = (n, n + config.random)
+        n += config.random
+    if config.edge:
+        for t in spec.inputs:
+            parts[t.name].append(_edge_cases(t.concrete_shape(1)[1:], lo, hi, t.dtype, rng))
+        groups["edge"] = (n, n + 6)
+        n += 6
+    if not n:
+        raise UsageError("no inputs to validate with: samples, random and edge cases are all off")
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    return ValidationInputs(arrays, labels, groups, source)

@@ -9,7 +9,7 @@ import numpy as np
 
 from models.spec import Tolerance
 
-__all__ = ["Metrics", "compare", "worst"]
+__all__ = ["HISTOGRAM_EDGES", "Metrics", "compare", "error_histogram", "worst"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,21 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> Metrics:
         top1_agreement=top1,
         nonfinite=nonfinite,
     )
+
+
+#: log10 bin edges of the absolute-error histogram: 1e-9 .. 1e1, half a decade per bin.
+HISTOGRAM_EDGES = tuple(x / 2 for x in range(-18, 3))
+
+
+def error_histogram(errors: list[np.ndarray]) -> dict[str, list[float] | list[int] | int]:
+    """Histogram of absolute errors over log10 bins; exact zeros counted apart, outliers clamped."""
+    e = np.concatenate([np.ravel(x) for x in errors]) if errors else np.zeros(0)
+    e = np.nan_to_num(e, nan=np.inf)
+    zeros = int((e == 0).sum())
+    logs = np.log10(e[e > 0])
+    logs = np.clip(logs, HISTOGRAM_EDGES[0], HISTOGRAM_EDGES[-1] - 1e-9)
+    counts, _ = np.histogram(logs, bins=HISTOGRAM_EDGES)
+    return {"log10_edges": list(HISTOGRAM_EDGES), "counts": counts.tolist(), "zeros": zeros}
 
 
 def worst(metrics: list[Metrics]) -> Metrics:

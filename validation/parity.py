@@ -1,11 +1,16 @@
 """Parity: run the reference and every candidate on the same inputs and judge each.
 
-Each candidate is judged against the reference and compared with its parent artifact, so the hop
-that broke is visible.
+Every candidate artifact runs on every runtime that can run its format, on every device asked for
+(an absent runtime or device is an ``unavailable`` result with the reason, never a silent
+fallback). Each result is judged against the reference and compared with its parent artifact; a
+failing result names the first hop whose error exceeds the tolerance. Every runtime runs twice on
+the first batch: the run-to-run noise is reported and a tolerance is never tighter than it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -14,18 +19,65 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact
-from models.errors import UsageError
+from models.artifact import Artifact, Format
+from models.errors import EnvironmentProblem, UnknownNameError, UsageError
+from models.fs import size_of
 from models.spec import Tolerance
 from validation.inputs import InputConfig, ValidationInputs, build_inputs
-from validation.metrics import Metrics, compare, worst
-from validation.runtimes import DEFAULT_RUNTIME, get_runtime
+from validation.metrics import Metrics, compare, error_histogram, worst
+from validation.runtimes import RUNTIMES, RUNTIMES_BY_FORMAT, get_runtime
 
-__all__ = ["ParityReport", "ParityResult", "run_artifact", "validate"]
+__all__ = ["DEVICES", "FAIL_ON", "ParityReport", "ParityResult", "ValidateOptions", "validate"]
 
 log = logging.getLogger(__name__)
 
 PASS, FAIL, UNAVAILABLE, ERROR = "pass", "fail", "unavailable", "error"
+DEVICES = ("cpu", "cuda")
+#: ``any``: every failure counts; ``fp32``: only fp32 artifacts' failures count; ``none``: report only.
+FAIL_ON = ("any", "fp32", "none")
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """What to run and what fails the run.
+
+    Attributes:
+        inputs: What to feed.
+        runtimes: Only these runtimes (``None``: every runtime that can run each format).
+        devices: Devices to try; a runtime is tried on each device it supports.
+        fail_on: Which failures fail the run (see :data:`FAIL_ON`).
+    """
+
+    inputs: InputConfig = field(default_factory=InputConfig)
+    runtimes: tuple[str, ...] | None = None
+    devices: tuple[str, ...] = DEVICES
+    fail_on: str = "any"
+
+    def __post_init__(self) -> None:
+        for r in self.runtimes or ():
+            if r not in RUNTIMES:
+                raise UnknownNameError("runtime", r, RUNTIMES)
+        for d in self.devices:
+            if d not in DEVICES:
+                raise UnknownNameError("device", d, DEVICES)
+        if "cpu" not in self.devices:
+            raise UsageError("devices: the reference runs on cpu, so 'cpu' must be among them")
+        if self.fail_on not in FAIL_ON:
+            raise UnknownNameError("fail-on value", self.fail_on, FAIL_ON)
+
+
+@dataclass
+class Execution:
+    """Outputs of one artifact on one runtime and device, with what it cost."""
+
+    main: dict[str, np.ndarray]
+    sweeps: dict[int, dict[str, np.ndarray]]
+    noise: float
+    inference_seconds: float
+    rows: int
+    batch_sizes: list[int]
+    dynamic_axes: dict[str, dict[str, str]]
+    device_used: str
 
 
 @dataclass
@@ -40,18 +92,33 @@ class ParityResult:
     status: str
     metrics: Metrics | None = None
     outputs: dict[str, Metrics] = field(default_factory=dict)
+    groups: dict[str, Metrics] = field(default_factory=dict)
     tolerance: Tolerance | None = None
+    noise: float | None = None
     parent: str | None = None
     vs_parent: Metrics | None = None
+    vs_cpu: Metrics | None = None
+    blame: str | None = None
     accuracy: float | None = None
+    batch_sizes: list[int] = field(default_factory=list)
+    dynamic_axes: dict[str, dict[str, str]] = field(default_factory=dict)
+    histogram: dict[str, Any] | None = None
+    size_bytes: int | None = None
+    ms_per_sample: float | None = None
     message: str | None = None
     seconds: float = 0.0
 
-    def __bool__(self) -> bool:
-        return self.status in (PASS, UNAVAILABLE)
+    @property
+    def failed(self) -> bool:
+        """Whether this result is a failure (``fail`` or ``error``)."""
+        return self.status in (FAIL, ERROR)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
+
+        def m(x: Metrics | None) -> dict | None:
+            return x.to_dict() if x else None
+
         return {
             "artifact": self.artifact,
             "format": self.format,
@@ -59,12 +126,21 @@ class ParityResult:
             "device": self.device,
             "precision": self.precision,
             "status": self.status,
-            "metrics": self.metrics.to_dict() if self.metrics else None,
+            "metrics": m(self.metrics),
             "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
+            "groups": {k: v.to_dict() for k, v in self.groups.items()},
             "tolerance": self.tolerance.to_dict() if self.tolerance else None,
+            "noise": self.noise,
             "parent": self.parent,
-            "vs_parent": self.vs_parent.to_dict() if self.vs_parent else None,
+            "vs_parent": m(self.vs_parent),
+            "vs_cpu": m(self.vs_cpu),
+            "blame": self.blame,
             "accuracy": self.accuracy,
+            "batch_sizes": self.batch_sizes,
+            "dynamic_axes": self.dynamic_axes,
+            "histogram": self.histogram,
+            "size_bytes": self.size_bytes,
+            "ms_per_sample": self.ms_per_sample,
             "message": self.message,
             "seconds": round(self.seconds, 4),
         }
@@ -72,42 +148,92 @@ class ParityResult:
 
 @dataclass
 class ParityReport:
-    """Every result of one validation run. Truthy when nothing failed or errored."""
+    """Every result of one validation run. Truthy when it passes under its ``fail_on`` rule."""
 
     reference: dict[str, Any]
     inputs: dict[str, Any]
     results: list[ParityResult]
+    fail_on: str = "any"
+
+    @property
+    def failures(self) -> list[ParityResult]:
+        """Results that fail the run under ``fail_on``."""
+        if self.fail_on == "none":
+            return []
+        return [r for r in self.results if r.failed and (self.fail_on == "any" or r.precision == "fp32")]
 
     @property
     def passed(self) -> bool:
-        """No result failed or errored (``unavailable`` runtimes do not fail a run)."""
-        return all(self.results)
+        """No counted result failed or errored (``unavailable`` never fails a run)."""
+        return not self.failures
+
+    @property
+    def first_failing_hop(self) -> str | None:
+        """The blame of the first failing result, in lineage order."""
+        return next((r.blame for r in self.results if r.failed and r.blame), None)
 
     def __bool__(self) -> bool:
         return self.passed
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``passed``, ``reference``, ``inputs``, ``results``."""
+        """JSON-ready form: ``passed``, ``fail_on``, ``first_failing_hop``, ``reference``, ``inputs``, ``results``."""
         return {
             "passed": self.passed,
+            "fail_on": self.fail_on,
+            "first_failing_hop": self.first_failing_hop,
+            "counts": {s: sum(r.status == s for r in self.results) for s in (PASS, FAIL, ERROR, UNAVAILABLE)},
             "reference": self.reference,
             "inputs": self.inputs,
             "results": [r.to_dict() for r in self.results],
         }
 
 
-def run_artifact(artifact: Artifact, runtime: Any, inputs: ValidationInputs, config: InputConfig) -> dict:
-    """Outputs of ``runtime`` at batch ``config.batch``, then of the first inputs at batch 1.
+def _padded(call: Callable, inputs: ValidationInputs, start: int, stop: int, size: int | None) -> dict:
+    """Run rows ``start:stop``; a static-batch artifact gets the last row repeated up to its size."""
+    feeds = inputs.slice(start, stop)
+    rows = stop - start
+    if size is not None and rows < size:
+        feeds = {k: np.concatenate([v, np.repeat(v[-1:], size - rows, axis=0)]) for k, v in feeds.items()}
+    out = call(feeds)
+    return {k: v[:rows] for k, v in out.items()} if size is not None else out
 
-    Both are stacked along the batch axis, in the reference names and layout.
+
+def _cat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def execute(runtime: Any, inputs: ValidationInputs, config: InputConfig) -> Execution:
+    """Run a loaded runtime on all inputs at the main batch, the first batch again, and the sweep.
+
+    The second run of the first batch measures run-to-run noise. A static-batch artifact runs at
+    its own batch size only.
     """
-    chunks: list[dict[str, np.ndarray]] = []
+    static = runtime.static_batch()
+    batch = static or config.batch
+    spent, rows = 0.0, 0
+
+    def call(feeds: dict) -> dict:
+        nonlocal spent, rows
+        t0 = time.perf_counter()
+        out = runtime.run(feeds)
+        spent += time.perf_counter() - t0
+        rows += next(iter(feeds.values())).shape[0]
+        return out
+
     n = len(inputs)
-    for start in range(0, n, config.batch):
-        chunks.append(runtime.run(inputs.slice(start, min(start + config.batch, n))))
-    for i in range(min(config.batch1, n)):
-        chunks.append(runtime.run(inputs.slice(i, i + 1)))
-    return {t.name: np.concatenate([c[t.name] for c in chunks]) for t in artifact.spec.outputs}
+    main = _cat([_padded(call, inputs, i, min(i + batch, n), static) for i in range(0, n, batch)])
+    again = _padded(call, inputs, 0, min(batch, n), static)
+    noise = max(float(np.abs(again[k].astype(np.float64) - main[k][: len(again[k])]).max()) for k in main)
+    sweeps = {}
+    k = min(config.sweep_inputs, n)
+    for size in [static] if static else config.sweep:
+        sweeps[size] = _cat([_padded(call, inputs, i, min(i + size, k), static) for i in range(0, k, size)])
+    sizes = sorted({batch, *sweeps})
+    return Execution(main, sweeps, noise, spent, rows, sizes, runtime.dynamic_axes(), runtime.device_used)
+
+
+def _stack(e: Execution, sizes: list[int]) -> dict[str, np.ndarray]:
+    return _cat([e.main, *(e.sweeps[s] for s in sizes)])
 
 
 def _accuracy(outputs: dict[str, np.ndarray], inputs: ValidationInputs, artifact: Artifact) -> float | None:
@@ -119,109 +245,215 @@ def _accuracy(outputs: dict[str, np.ndarray], inputs: ValidationInputs, artifact
     return float((first.argmax(axis=1) == inputs.labels).mean())
 
 
-def _judge(ref: dict, out: dict, tol: Tolerance) -> tuple[str, Metrics, dict[str, Metrics], str | None]:
-    per_output, reasons = {}, []
-    for name, r in ref.items():
-        m = compare(r, out[name])
-        per_output[name] = m
-        reasons += [f"{name}: {v}" for v in m.violations(tol, tol.violation(r, out[name]))]
-    summary = worst(list(per_output.values()))
-    return (FAIL if reasons else PASS), summary, per_output, "; ".join(reasons) or None
+def _judge(
+    result: ParityResult, ref: Execution, cand: Execution, tol: Tolerance, inputs: ValidationInputs
+) -> None:
+    common = sorted(set(ref.sweeps) & set(cand.sweeps))
+    r, c = _stack(ref, common), _stack(cand, common)
+    noise = ref.noise + cand.noise
+    notes = []
+    if noise > tol.atol:
+        tol = dataclasses.replace(tol, atol=noise)
+        notes.append(f"atol raised to the measured run-to-run noise {noise:.3g}")
+    reasons = []
+    for name in r:
+        m = compare(r[name], c[name])
+        result.outputs[name] = m
+        reasons += [f"{name}: {v}" for v in m.violations(tol, tol.violation(r[name], c[name]))]
+    result.metrics = worst(list(result.outputs.values()))
+    result.groups = {
+        g: worst([compare(ref.main[k][a:b], cand.main[k][a:b]) for k in ref.main])
+        for g, (a, b) in inputs.groups.items()
+    }
+    result.histogram = error_histogram([np.abs(c[k].astype(np.float64) - r[k]) for k in r])
+    result.tolerance, result.noise = tol, cand.noise
+    result.status = FAIL if reasons else PASS
+    result.message = "; ".join(reasons + notes) or None
+
+
+def _blame(
+    result: ParityResult,
+    art: Artifact,
+    primary: dict[str, Execution],
+    by_label: dict[str, Artifact],
+    ref_label: str,
+) -> str | None:
+    """The first hop, from the reference down to ``art``, whose own error exceeds the tolerance."""
+    chain = [art.label]
+    while chain[-1] != ref_label:
+        parent = by_label[chain[-1]].parent if chain[-1] in by_label else None
+        if parent is None or parent not in primary or parent in chain:
+            chain.append(ref_label)
+            break
+        chain.append(parent)
+    chain.reverse()
+    for a, b in itertools.pairwise(chain):
+        if a not in primary or b not in primary:
+            continue
+        tol = by_label[b].spec.tolerance(by_label[b].precision)
+        pa, pb = primary[a].main, primary[b].main
+        if any(tol.violation(pa[k], pb[k]) > 0 or compare(pa[k], pb[k]).cosine < tol.min_cosine for k in pa):
+            return f"{a} -> {b}"
+    return (
+        f"runtime {result.runtime} on {result.device}"
+        if art.label in primary
+        else "accumulated drift: no single hop exceeds its tolerance"
+    )
+
+
+def _reference_runtime(reference: Artifact) -> tuple[type, str | None]:
+    """The runtime for the reference; an ONNX file ONNX Runtime cannot load falls back to onnx-reference."""
+    if reference.format is Format.ONNX:
+        cls = get_runtime("onnxruntime")
+        if cls.unavailable_reason("cpu") is None:
+            try:
+                with cls(reference, "cpu"):
+                    return cls, None
+            except Exception as e:
+                return get_runtime(
+                    "onnx-reference"
+                ), f"onnxruntime could not load it ({type(e).__name__}: {e}); ran onnx-reference"
+        return get_runtime("onnx-reference"), "onnxruntime is not installed; ran onnx-reference"
+    return get_runtime(RUNTIMES_BY_FORMAT[reference.format][0]), None
+
+
+def _rows(reference: Artifact, candidates: Sequence[Artifact], options: ValidateOptions, ref_runtime: type):
+    """(artifact, runtime class, device) for every row of the report, in lineage order."""
+    for device in options.devices:
+        if (
+            device != "cpu"
+            and device in ref_runtime.devices
+            and (options.runtimes is None or ref_runtime.name in options.runtimes)
+        ):
+            yield reference, ref_runtime, device
+    for art in candidates:
+        names = RUNTIMES_BY_FORMAT[art.format]
+        if options.runtimes is not None:
+            names = tuple(n for n in options.runtimes if art.format in get_runtime(n).formats)
+        for name in names:
+            cls = get_runtime(name)
+            for device in options.devices:
+                if device in cls.devices:
+                    yield art, cls, device
 
 
 def validate(
     reference: Artifact,
     candidates: Sequence[Artifact],
-    input_config: InputConfig = InputConfig(),
-    device: str = "cpu",
+    options: ValidateOptions = ValidateOptions(),
     on_progress: Callable[[str], None] | None = None,
 ) -> ParityReport:
-    """Run ``reference`` and each candidate on the same inputs and judge every candidate.
-
-    Each candidate runs on its format's default runtime. A runtime that is not installed gives an
-    ``unavailable`` result with the reason; one that raises gives ``error`` with the message.
+    """Run ``reference`` and every candidate on the same inputs and judge every result.
 
     Raises:
-        UsageError: No candidates, or a candidate does not share the reference's interface.
+        UsageError: No candidates, or a candidate does not share the reference's inputs.
         EnvironmentProblem: The reference itself cannot run here.
     """
     if not candidates:
         raise UsageError("nothing to validate: no candidate artifacts")
     spec = reference.spec
-    names = [t.name for t in spec.outputs]
     for c in candidates:
         if [t.name for t in c.spec.inputs] != [t.name for t in spec.inputs]:
             raise UsageError(
-                f"{c.path}: inputs {[t.name for t in c.spec.inputs]} differ from the reference's "
-                f"{[t.name for t in spec.inputs]}"
+                f"{c.path}: inputs {[t.name for t in c.spec.inputs]} differ from the reference's {[t.name for t in spec.inputs]}"
             )
-    inputs = build_inputs(spec, input_config)
+    inputs = build_inputs(spec, options.inputs)
     say = on_progress or (lambda _msg: None)
-    ref_runtime = get_runtime(DEFAULT_RUNTIME[reference.format])
-    say(f"reference {reference.label} on {ref_runtime.name}/{device}")
+    ref_runtime, ref_note = _reference_runtime(reference)
+    say(f"reference {reference.label} on {ref_runtime.name}/cpu")
     t0 = time.perf_counter()
-    with ref_runtime(reference, device) as rt:
-        ref_out = run_artifact(reference, rt, inputs, input_config)
-        ref_device = rt.device_used
+    try:
+        with ref_runtime(reference, "cpu") as rt:
+            ref = execute(rt, inputs, options.inputs)
+    except EnvironmentProblem:
+        raise
+    except Exception as e:
+        raise EnvironmentProblem(
+            f"{reference.path}: the reference cannot run on {ref_runtime.name}: {type(e).__name__}: {e}"
+        ) from e
     ref_seconds = time.perf_counter() - t0
-    outputs_by_label = {reference.label: ref_out}
+    by_label = {a.label: a for a in (reference, *candidates)}
+    primary: dict[str, Execution] = {reference.label: ref}  # first cpu execution of each artifact
+    cpu_runs: dict[tuple[str, str], Execution] = {(reference.label, ref_runtime.name): ref}
     results: list[ParityResult] = []
-    for art in candidates:
-        runtime_cls = get_runtime(DEFAULT_RUNTIME[art.format])
-        result = ParityResult(art.label, str(art.format), runtime_cls.name, device, art.precision, PASS)
-        result.parent = art.parent
-        say(f"{art.label} on {runtime_cls.name}/{device}")
-        reason = runtime_cls.unavailable_reason(device)
+    for art, cls, device in _rows(reference, candidates, options, ref_runtime):
+        result = ParityResult(
+            art.label, str(art.format), cls.name, device, art.precision, PASS, parent=art.parent
+        )
+        result.size_bytes = size_of(art.path)
+        results.append(result)
+        say(f"{art.label} on {cls.name}/{device}")
+        reason = cls.unavailable_reason(device)
         if reason:
             result.status, result.message = UNAVAILABLE, reason
-            results.append(result)
             continue
         t0 = time.perf_counter()
         try:
-            tol = art.spec.tolerance(art.precision)
-            result.tolerance = tol
-            with runtime_cls(art, device) as rt:
-                out = run_artifact(art, rt, inputs, input_config)
-                result.device = rt.device_used
+            with cls(art, device) as rt:
+                ex = execute(rt, inputs, options.inputs)
         except Exception as e:
             result.status, result.message = ERROR, f"{type(e).__name__}: {e}"
             result.seconds = time.perf_counter() - t0
-            log.debug("%s failed on %s", art.label, runtime_cls.name, exc_info=True)
-            results.append(result)
+            log.debug("%s failed on %s/%s", art.label, cls.name, device, exc_info=True)
             continue
         result.seconds = time.perf_counter() - t0
-        shapes = {n: (ref_out[n].shape, out[n].shape) for n in names if ref_out[n].shape != out[n].shape}
+        if ex.device_used != device:
+            result.status = UNAVAILABLE
+            result.message = (
+                f"asked for {device}, but the session runs on {ex.device_used}: not reported as {device}"
+            )
+            continue
+        result.batch_sizes, result.dynamic_axes = ex.batch_sizes, ex.dynamic_axes
+        result.ms_per_sample = 1000 * ex.inference_seconds / max(ex.rows, 1)
+        shapes = {
+            k: (ref.main[k].shape, ex.main[k].shape)
+            for k in ref.main
+            if ref.main[k].shape != ex.main[k].shape
+        }
         if shapes:
             result.status = ERROR
             result.message = "; ".join(
-                f"{n}: shape {list(c)} vs reference {list(r)}" for n, (r, c) in shapes.items()
+                f"{k}: shape {list(c)} vs reference {list(r)}" for k, (r, c) in shapes.items()
             )
-            results.append(result)
             continue
-        outputs_by_label[art.label] = out
-        result.status, result.metrics, result.outputs, result.message = _judge(ref_out, out, tol)
-        result.accuracy = _accuracy(out, inputs, art)
-        parent_out = outputs_by_label.get(art.parent) if art.parent else None
-        if parent_out is not None:
-            result.vs_parent = worst([compare(parent_out[n], out[n]) for n in names])
-        results.append(result)
+        tol = art.spec.tolerance(art.precision)
+        _judge(result, ref, ex, tol, inputs)
+        result.accuracy = _accuracy(ex.main, inputs, art)
+        if device == "cpu":
+            primary.setdefault(art.label, ex)
+            cpu_runs[(art.label, cls.name)] = ex
+        elif (art.label, cls.name) in cpu_runs:
+            cpu = cpu_runs[(art.label, cls.name)].main
+            result.vs_cpu = worst([compare(cpu[k], ex.main[k]) for k in cpu])
+        if art.parent in primary and art.label != reference.label:
+            parent = primary[art.parent].main
+            result.vs_parent = worst([compare(parent[k], ex.main[k]) for k in parent])
+        if result.failed:
+            result.blame = _blame(result, art, primary, by_label, reference.label)
     return ParityReport(
         reference={
             "artifact": reference.label,
             "format": str(reference.format),
             "runtime": ref_runtime.name,
-            "device": ref_device,
-            "accuracy": _accuracy(ref_out, inputs, reference),
+            "device": "cpu",
+            "note": ref_note,
+            "accuracy": _accuracy(ref.main, inputs, reference),
+            "noise": ref.noise,
+            "batch_sizes": ref.batch_sizes,
+            "size_bytes": size_of(reference.path),
+            "ms_per_sample": 1000 * ref.inference_seconds / max(ref.rows, 1),
             "seconds": round(ref_seconds, 4),
         },
         inputs={
             "source": inputs.source,
+            "groups": {g: b - a for g, (a, b) in inputs.groups.items()},
             "samples": inputs.n_samples,
-            "random": inputs.n_random,
             "value_range": list(spec.value_range),
-            "batch_sizes": [input_config.batch, 1] if input_config.batch1 else [input_config.batch],
-            "batch1_inputs": min(input_config.batch1, len(inputs)),
-            "seed": input_config.seed,
+            "batch": options.inputs.batch,
+            "sweep": list(options.inputs.sweep),
+            "sweep_inputs": min(options.inputs.sweep_inputs, len(inputs)),
+            "seed": options.inputs.seed,
         },
         results=results,
+        fail_on=options.fail_on,
     )

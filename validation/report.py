@@ -1,4 +1,4 @@
-"""Render a :class:`~validation.parity.ParityReport` for people (Markdown) and machines (JSON)."""
+"""Render a parity report for people (Markdown, HTML) and machines (JSON)."""
 
 from __future__ import annotations
 
@@ -12,55 +12,84 @@ __all__ = ["render_markdown", "write_reports"]
 
 
 def _num(x: Any, fmt: str = ".3g") -> str:
-    if x is None:
-        return "–"
-    return format(x, fmt)
+    return "–" if x is None else format(x, fmt)
+
+
+def _tolerance(t: dict | None) -> str:
+    return f"{t['atol']:.3g} / {t['rtol']:g} / {t['min_cosine']} / {_num(t['min_top1'], 'g')}" if t else "–"
 
 
 def render_markdown(report: ParityReport | dict[str, Any]) -> str:
-    """Markdown summary: verdict, reference, inputs, one row per result, then failure reasons."""
+    """Markdown summary: verdict, blamed hop, reference, inputs, one row per result, notes."""
     d = report.to_dict() if isinstance(report, ParityReport) else report
     ref, inp = d["reference"], d["inputs"]
-    lines = [
-        f"# Parity report: {'PASSED' if d['passed'] else 'FAILED'}",
+    lines = [f"# Parity report: {'PASSED' if d['passed'] else 'FAILED'} (fail on: {d['fail_on']})", ""]
+    if d.get("first_failing_hop"):
+        lines += [f"**First failing hop: {d['first_failing_hop']}**", ""]
+    counts = ", ".join(f"{v} {k}" for k, v in d.get("counts", {}).items() if v)
+    lines += [
+        f"Results: {counts}.",
         "",
         f"Reference: `{ref['artifact']}` on {ref['runtime']} ({ref['device']})"
-        + (f", validation accuracy {ref['accuracy']:.4f}" if ref.get("accuracy") is not None else ""),
+        + (f", validation accuracy {ref['accuracy']:.4f}" if ref.get("accuracy") is not None else "")
+        + f", run-to-run noise {_num(ref.get('noise'))}."
+        + (f" Note: {ref['note']}." if ref.get("note") else ""),
         "",
-        f"Inputs: {inp['samples']} samples from the {inp['source']} + {inp['random']} seeded random inputs "
-        f"over {inp['value_range']} (seed {inp['seed']}), run at batch sizes {inp['batch_sizes']} "
-        f"({inp['batch1_inputs']} inputs at batch 1).",
+        "Inputs: " + ", ".join(f"{n} {g}" for g, n in inp["groups"].items()) + f" (from the {inp['source']}; "
+        f"random and edge cases over {inp['value_range']}, seed {inp['seed']}); every input at batch "
+        f"{inp['batch']}, and the first {inp['sweep_inputs']} at batch sizes {inp['sweep']}.",
         "",
-        "| artifact | runtime | device | precision | status | max abs | max rel | mean abs | cosine "
-        "| SNR dB | top-1 | accuracy | vs parent (max abs) | tolerance (atol / rtol / cos / top-1) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| artifact | runtime | device | precision | status | max abs | max rel | mean abs | cosine | SNR dB "
+        "| top-1 | accuracy | noise | vs parent (max abs) | tolerance (atol / rtol / cos / top-1) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in d["results"]:
-        m, t, p = r["metrics"] or {}, r["tolerance"], r["vs_parent"]
-        tol = f"{t['atol']:g} / {t['rtol']:g} / {t['min_cosine']} / {_num(t['min_top1'], 'g')}" if t else "–"
-        snr = "∞" if m and m.get("snr_db") is None else _num(m.get("snr_db"), ".1f")
+        m, p = r["metrics"] or {}, r["vs_parent"]
+        snr = ("∞" if m.get("snr_db") is None else _num(m["snr_db"], ".1f")) if m else "–"
         parent = f"{_num(p['max_abs'])} vs `{r['parent']}`" if p else "–"
         lines.append(
             f"| `{r['artifact']}` | {r['runtime']} | {r['device']} | {r['precision']} | **{r['status']}** "
             f"| {_num(m.get('max_abs'))} | {_num(m.get('max_rel'))} | {_num(m.get('mean_abs'))} "
-            f"| {_num(m.get('cosine'), '.6f')} | {snr if m else '–'} | {_num(m.get('top1_agreement'), '.4f')} "
-            f"| {_num(r['accuracy'], '.4f')} | {parent} | {tol} |"
+            f"| {_num(m.get('cosine'), '.6f')} | {snr} | {_num(m.get('top1_agreement'), '.4f')} "
+            f"| {_num(r['accuracy'], '.4f')} | {_num(r.get('noise'))} | {parent} | {_tolerance(r['tolerance'])} |"
         )
-    notes = [r for r in d["results"] if r["message"]]
+    notes = []
+    for r in d["results"]:
+        where = f"`{r['artifact']}` on {r['runtime']}/{r['device']}"
+        if r.get("blame"):
+            notes.append(f"- {where}: blamed hop **{r['blame']}**")
+        if r.get("message"):
+            notes.append(f"- {where} ({r['status']}): {r['message']}")
+        static = {
+            k: v
+            for k, axes in (r.get("dynamic_axes") or {}).items()
+            for k2, v in axes.items()
+            if v != "dynamic"
+        }
+        if static:
+            notes.append(f"- {where}: dynamic axes made static: {static}; run at batch {r['batch_sizes']}")
+        groups = r.get("groups") or {}
+        if r["status"] == "fail" and groups:
+            notes.append(
+                f"- {where}: max abs by input group: "
+                + ", ".join(f"{g} {_num(v['max_abs'])}" for g, v in groups.items())
+            )
     if notes:
-        lines += ["", "## Notes", ""]
-        lines += [f"- `{r['artifact']}` on {r['runtime']} ({r['status']}): {r['message']}" for r in notes]
+        lines += ["", "## Notes", "", *notes]
     return "\n".join(lines) + "\n"
 
 
 def write_reports(
-    report: ParityReport, out_dir: str | Path, extra: dict[str, Any] | None = None
+    report: ParityReport | dict[str, Any], out_dir: str | Path, extra: dict[str, Any] | None = None
 ) -> list[Path]:
-    """Write ``parity.json`` and ``parity.md`` into ``out_dir`` atomically."""
+    """Write ``parity.json``, ``parity.md`` and ``report.html`` into ``out_dir`` atomically."""
+    from validation.html import render_html
+
     out_dir = Path(out_dir)
-    data = report.to_dict() | (extra or {})
-    json_path, md_path = out_dir / "parity.json", out_dir / "parity.md"
-    write_json(json_path, data)
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(render_markdown(data))
-    return [json_path, md_path]
+    data = (report.to_dict() if isinstance(report, ParityReport) else dict(report)) | (extra or {})
+    paths = [out_dir / "parity.json", out_dir / "parity.md", out_dir / "report.html"]
+    write_json(paths[0], data)
+    for path, text in ((paths[1], render_markdown(data)), (paths[2], render_html(data))):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    return paths

@@ -8,15 +8,17 @@ from pathlib import Path
 import click
 
 from pipeline.errors import EXIT_PARITY_FAILED
+from validation.parity import DEVICES, FAIL_ON
+from validation.runtimes import RUNTIMES
 
 
-def run_validation(reference, candidates, out: Path, input_config) -> bool:
+def run_validation(reference, candidates, out: Path, options) -> bool:
     """Validate, write the reports, print the summary; return whether parity passed."""
     from pipeline.stages import validate_stage
     from pipeline.ui import echo_parity, say
 
-    report = validate_stage(reference, candidates, out, input_config, on_progress=say)
-    echo_parity(report, f"{out / 'parity.json'}, {out / 'parity.md'}")
+    report = validate_stage(reference, candidates, out, options, on_progress=say)
+    echo_parity(report, ", ".join(str(out / n) for n in ("parity.json", "parity.md", "report.html")))
     return report.passed
 
 
@@ -38,7 +40,25 @@ def run_validation(reference, candidates, out: Path, input_config) -> bool:
     "--out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Where parity.json/.md go [default: RUN_DIR, or the reference's folder].",
+    help="Where the reports go [default: RUN_DIR, or the reference's folder].",
+)
+@click.option(
+    "--runtimes",
+    default=None,
+    help=f"Comma list of runtimes [default: every one that runs each format]: {', '.join(RUNTIMES)}.",
+)
+@click.option(
+    "--devices",
+    default="cpu,cuda",
+    show_default=True,
+    help="Comma list of devices: cpu, cuda (absent ones are reported unavailable).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="any",
+    show_default=True,
+    help="Which failures make the exit code 1.",
 )
 @click.option(
     "--samples", type=int, default=None, help="Validation-split samples to feed [default: all (360)]."
@@ -46,37 +66,65 @@ def run_validation(reference, candidates, out: Path, input_config) -> bool:
 @click.option(
     "--random", "random_inputs", type=int, default=None, help="Seeded random inputs to add [default: 64]."
 )
-@click.option("--batch", type=int, default=None, help="Batch size > 1 to run at [default: 32].")
+@click.option(
+    "--no-edge", is_flag=True, help="Leave out the edge-case inputs (zeros, range ends, checkerboards)."
+)
+@click.option("--batch", type=int, default=None, help="Main batch size [default: 32].")
+@click.option("--sweep", default=None, help="Further batch sizes, comma list [default: 1,2,7].")
 @click.option("--seed", type=int, default=None, help="Seed of the random inputs [default: 0].")
 def command(
     run_dir: Path | None,
     reference: Path | None,
     candidates: tuple[Path, ...],
     out: Path | None,
+    runtimes: str | None,
+    devices: str,
+    fail_on: str,
     samples: int | None,
     random_inputs: int | None,
+    no_edge: bool,
     batch: int | None,
+    sweep: str | None,
     seed: int | None,
 ) -> None:
     """Check that every artifact computes what the reference computes. Exit code 1 on failure.
 
     Either RUN_DIR (reference: its checkpoint; candidates: every artifact it records), or
-    --reference with one or more --candidate.
+    --reference with one or more --candidate. Writes parity.json, parity.md and report.html.
 
     Examples:
       onnxpipe validate runs/cnn
+
+      onnxpipe validate runs/cnn --runtimes onnxruntime,ai-edge-litert --devices cpu --fail-on fp32
 
       onnxpipe validate --reference runs/cnn/model.onnx --candidate runs/cnn/model_fp16.tflite
     """
     import dataclasses
 
     from pipeline.artifacts import resolve_artifact
+    from pipeline.commands.options import csv_choice
     from pipeline.rundir import RunDir
     from pipeline.stages import run_dir_artifacts
     from validation.inputs import InputConfig
+    from validation.parity import ValidateOptions
 
     if run_dir and (reference or candidates):
         raise click.UsageError("give either RUN_DIR or --reference/--candidate, not both")
+    values = {"samples": samples, "random": random_inputs, "batch": batch, "seed": seed}
+    if no_edge:
+        values["edge"] = False
+    if sweep is not None:
+        try:
+            values["sweep"] = tuple(int(s) for s in sweep.split(",") if s.strip())
+        except ValueError:
+            raise click.UsageError(f"--sweep: got {sweep!r}, expected comma-separated integers") from None
+    inputs = dataclasses.replace(InputConfig(), **{k: v for k, v in values.items() if v is not None})
+    options = ValidateOptions(
+        inputs=inputs,
+        runtimes=csv_choice(runtimes, tuple(RUNTIMES), "runtime") if runtimes else None,
+        devices=csv_choice(devices, DEVICES, "device"),
+        fail_on=fail_on,
+    )
     if run_dir:
         ref, cands = run_dir_artifacts(RunDir(run_dir))
         out = out or run_dir
@@ -86,12 +134,5 @@ def command(
         out = out or reference.parent
     else:
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
-    values = {"samples": samples, "random": random_inputs, "batch": batch, "seed": seed}
-    config = dataclasses.replace(InputConfig(), **{k: v for k, v in values.items() if v is not None})
-    for name in ("samples", "random"):
-        if getattr(config, name) < 0:
-            raise click.UsageError(f"--{name}: got {getattr(config, name)}, expected >= 0")
-    if config.batch < 1:
-        raise click.UsageError(f"--batch: got {config.batch}, expected >= 1")
-    if not run_validation(ref, cands, out, config):
+    if not run_validation(ref, cands, out, options):
         sys.exit(EXIT_PARITY_FAILED)

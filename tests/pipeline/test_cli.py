@@ -95,6 +95,7 @@ def test_general_validate_form_and_a_caught_parity_failure(cnn_run, tmp_path):
         "--candidate", str(bad),
         "--candidate", str(tmp_path / "saved_model"),
         "--out", str(tmp_path),
+        "--devices", "cpu",
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     report = json.loads((tmp_path / "parity.json").read_text())
@@ -102,6 +103,22 @@ def test_general_validate_form_and_a_caught_parity_failure(cnn_run, tmp_path):
     status = {r["artifact"]: r["status"] for r in report["results"]}
     assert status == {"perturbed.onnx": "fail", "saved_model": "pass"}
     assert "parity FAILED" in proc.stdout
+    assert "first failing hop: checkpoint.pt -> perturbed.onnx" in proc.stdout
+    # --fail-on none reports the same failure but exits 0
+    proc = onnxpipe(
+        "validate",
+        "--reference",
+        str(cnn_run / "checkpoint.pt"),
+        "--candidate",
+        str(bad),
+        "--out",
+        str(tmp_path),
+        "--devices",
+        "cpu",
+        "--fail-on",
+        "none",
+    )
+    assert proc.returncode == 0 and "fail" in proc.stdout
 
 
 def test_onnx_file_as_the_reference(cnn_run, tmp_path):
@@ -117,7 +134,10 @@ def test_onnx_file_as_the_reference(cnn_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["reference"]["runtime"] == "onnxruntime"
-    assert report["results"][0]["metrics"]["max_abs"] < 1e-4
+    tflite = [r for r in report["results"] if r["artifact"] == "model_fp32.tflite"]
+    assert {r["runtime"] for r in tflite} == {"ai-edge-litert", "ai-edge-litert-ref", "tf.lite"}
+    assert all(r["metrics"]["max_abs"] < 1e-4 for r in tflite)
+    assert (tmp_path / "report.html").is_file()
 
 
 def test_mlp_end_to_end(tmp_path):
@@ -125,7 +145,12 @@ def test_mlp_end_to_end(tmp_path):
     proc = onnxpipe("run", "--model", "mlp", "--out", str(out), "--epochs", "5")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "parity.json").read_text())
-    assert report["passed"] and len(report["results"]) == 4
+    assert report["passed"] and {r["artifact"] for r in report["results"]} >= {
+        "model.onnx",
+        "saved_model",
+        "model_fp32.tflite",
+        "model_fp16.tflite",
+    }
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["artifacts"]["model_fp32.tflite"]["inputs"][0]["perm"] is None  # 2-D input: no transpose
     assert "stage times: train" in proc.stdout
@@ -141,7 +166,7 @@ def test_make_stage_targets_are_file_targets(cnn_copy):
     assert subprocess.run([*args, "validate"], check=False).returncode == 1
 
 
-@pytest.mark.parametrize("command", ["train", "export", "convert", "validate", "run"])
+@pytest.mark.parametrize("command", ["train", "export", "convert", "validate", "run", "report"])
 def test_every_command_documents_an_example(command):
     assert "Example" in onnxpipe(command, "--help", check=True).stdout
     assert f"onnxpipe {command}" in (ROOT / "README.md").read_text()

@@ -1,74 +1,181 @@
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+import pytest
+from onnx import TensorProto, helper, numpy_helper
 
-from models.artifact import TensorBinding
+from models.artifact import Artifact, Format, TensorBinding
+from models.errors import UnknownNameError, UsageError
+from pipeline.artifacts import resolve_artifact
 from pipeline.rundir import RunDir
 from pipeline.stages import run_dir_artifacts
 from validation.inputs import InputConfig, build_inputs
-from validation.parity import validate
+from validation.parity import ParityReport, ParityResult, ValidateOptions, validate
 from validation.report import render_markdown
 
-SMALL = InputConfig(samples=64, random=16, batch=16, batch1=4)
+SMALL = ValidateOptions(inputs=InputConfig(samples=64, random=16, batch=16), devices=("cpu",))
 
 
-def test_run_directory_report_passes_with_every_field(cnn_run):
+def _rows(report):
+    return {(r["artifact"], r["runtime"], r["device"]): r for r in report["results"]}
+
+
+def test_run_directory_report_covers_every_runtime_and_device(cnn_run):
     report = json.loads((cnn_run / "parity.json").read_text())
-    assert report["passed"] is True
-    rows = {r["artifact"]: r for r in report["results"]}
-    assert set(rows) == {"model.onnx", "saved_model", "model_fp32.tflite", "model_fp16.tflite"}
-    assert {r["runtime"] for r in rows.values()} == {"onnxruntime", "tensorflow", "ai-edge-litert"}
-    for r in rows.values():
-        assert r["status"] == "pass" and r["device"] == "cpu"
+    assert report["passed"] is True and report["first_failing_hop"] is None
+    rows = _rows(report)
+    tflite_runtimes = {"ai-edge-litert", "ai-edge-litert-ref", "tf.lite"}
+    assert {rt for (a, rt, d) in rows if a == "model_fp16.tflite"} == tflite_runtimes
+    for key, r in rows.items():
+        if key[2] == "cuda":  # no GPU in CI: reported with the reason, never a silent CPU fallback
+            assert r["status"] == "unavailable" and r["message"]
+            continue
+        assert r["status"] == "pass", r
         assert set(r["metrics"]) >= {"max_abs", "max_rel", "mean_abs", "cosine", "snr_db", "top1_agreement"}
         assert set(r["tolerance"]) == {"atol", "rtol", "min_cosine", "min_top1"}
-        assert r["metrics"]["top1_agreement"] == 1.0
-    assert rows["model_fp32.tflite"]["metrics"]["max_abs"] < 1e-4
-    assert rows["model_fp16.tflite"]["tolerance"]["atol"] > rows["model_fp32.tflite"]["tolerance"]["atol"]
-    assert report["inputs"]["samples"] == 360 and report["inputs"]["batch_sizes"] == [32, 1]
-    assert (
-        "| `model_fp16.tflite` | ai-edge-litert | cpu | fp16 | **pass**"
-        in (cnn_run / "parity.md").read_text()
-    )
+        assert 0 <= r["noise"] <= r["tolerance"]["atol"]
+        assert set(r["groups"]) == {"validation", "random", "edge"}
+        assert r["batch_sizes"] == [1, 2, 7, 32] and r["dynamic_axes"] == {"input": {"batch": "dynamic"}}
+        assert sum(r["histogram"]["counts"]) + r["histogram"]["zeros"] > 0
+    assert rows[("model_fp32.tflite", "ai-edge-litert", "cpu")]["metrics"]["max_abs"] < 1e-4
+    assert rows[("model_fp32.tflite", "ai-edge-litert", "cpu")]["vs_parent"]["max_abs"] < 1e-4
+    assert report["inputs"]["groups"] == {"validation": 360, "random": 64, "edge": 6}
+    md = (cnn_run / "parity.md").read_text()
+    assert "| `model_fp16.tflite` | ai-edge-litert-ref | cpu | fp16 | **pass**" in md
 
 
-def test_inputs_are_real_samples_then_seeded_random():
+def test_inputs_are_samples_random_and_edge_cases():
     from models.registry import get_architecture
 
     spec = get_architecture("cnn").spec
-    a, b = build_inputs(spec, SMALL), build_inputs(spec, SMALL)
-    assert len(a) == 80 and a.labels.shape == (64,)
+    a, b = build_inputs(spec, SMALL.inputs), build_inputs(spec, SMALL.inputs)
+    assert len(a) == 64 + 16 + 6 and a.labels.shape == (64,)
     np.testing.assert_array_equal(a.arrays["input"], b.arrays["input"])
-    assert a.arrays["input"].min() >= 0 and a.arrays["input"].max() <= 1
+    edge = a.arrays["input"][80:]
+    assert edge[0].max() == 0 and edge[2].min() == 1 and set(np.unique(edge[4])) == {0.0, 1.0}
 
 
-def test_a_perturbed_weight_is_caught_and_blamed_on_its_hop(cnn_copy):
-    onnx_path = cnn_copy / "model.onnx"
-    model = onnx.load(str(onnx_path))
+def _perturb_first_weight(path, delta):
+    model = onnx.load(str(path))
     init = model.graph.initializer[0]
     w = numpy_helper.to_array(init).copy()
-    w.flat[0] += 0.5
+    w.flat[0] += delta
     init.CopyFrom(numpy_helper.from_array(w, init.name))
-    onnx.save(model, str(onnx_path))
+    onnx.save(model, str(path))
+
+
+def test_a_perturbed_onnx_weight_is_caught_and_its_hop_named(cnn_copy):
+    _perturb_first_weight(cnn_copy / "model.onnx", 0.5)
     reference, candidates = run_dir_artifacts(RunDir(cnn_copy))
     report = validate(reference, candidates, SMALL)
     assert not report.passed
-    rows = {r.artifact: r for r in report.results}
-    assert rows["model.onnx"].status == "fail"
-    assert "exceeds atol" in rows["model.onnx"].message
-    # The TF artifacts were converted from the good ONNX file: they still pass, so the hop is visible.
-    assert rows["model_fp32.tflite"].status == "pass"
-    assert rows["model.onnx"].vs_parent.max_abs == rows["model.onnx"].metrics.max_abs
-    assert "**fail**" in render_markdown(report)
+    rows = {(r.artifact, r.runtime): r for r in report.results}
+    bad = rows[("model.onnx", "onnxruntime")]
+    assert bad.status == "fail" and "exceeds atol" in bad.message
+    assert bad.blame == "checkpoint.pt -> model.onnx"
+    assert report.first_failing_hop == "checkpoint.pt -> model.onnx"
+    # The TF artifacts were converted from the good ONNX file: they pass, so the broken hop stands out.
+    assert rows[("model_fp32.tflite", "ai-edge-litert")].status == "pass"
+    assert "First failing hop: checkpoint.pt -> model.onnx" in render_markdown(report)
+
+
+def test_a_wrong_file_in_a_later_hop_is_blamed_on_that_hop(cnn_copy):
+    # An fp16 file shipped as the fp32 artifact: ONNX and SavedModel are fine, the last hop is not.
+    shutil.copyfile(cnn_copy / "model_fp16.tflite", cnn_copy / "model_fp32.tflite")
+    reference, candidates = run_dir_artifacts(RunDir(cnn_copy))
+    report = validate(reference, candidates, SMALL)
+    rows = {(r.artifact, r.runtime): r for r in report.results}
+    assert rows[("saved_model", "tensorflow")].status == "pass"
+    bad = rows[("model_fp32.tflite", "ai-edge-litert")]
+    assert bad.status == "fail" and bad.blame == "saved_model -> model_fp32.tflite"
+    assert report.first_failing_hop == "saved_model -> model_fp32.tflite"
 
 
 def test_a_wrong_layout_is_an_error_not_a_silent_pass(cnn_run):
     reference, candidates = run_dir_artifacts(RunDir(cnn_run))
     tfl = next(c for c in candidates if c.label == "model_fp32.tflite")
     wrong = dataclasses.replace(tfl, inputs=(TensorBinding("input", "input", None, "NCHW"),))
-    report = validate(reference, [wrong], SMALL)
+    report = validate(reference, [wrong], dataclasses.replace(SMALL, runtimes=("ai-edge-litert",)))
     (row,) = report.results
     assert row.status in ("error", "fail") and not report.passed
+
+
+def test_dynamic_batch_is_validated_at_1_and_7_and_a_static_one_is_reported(cnn_run, tmp_path):
+    reference, candidates = run_dir_artifacts(RunDir(cnn_run))
+    onnx_art = next(c for c in candidates if c.label == "model.onnx")
+    static = tmp_path / "static.onnx"
+    model = onnx.load(str(cnn_run / "model.onnx"))
+    for v in (*model.graph.input, *model.graph.output):
+        v.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(model, str(static))
+    report = validate(reference, [onnx_art, onnx_art.with_path(static)], SMALL)
+    dynamic, fixed = report.results
+    assert dynamic.status == "pass" and {1, 7} <= set(dynamic.batch_sizes)
+    assert dynamic.dynamic_axes == {"input": {"batch": "dynamic"}}
+    assert fixed.status == "pass" and fixed.batch_sizes == [1]
+    assert fixed.dynamic_axes == {"input": {"batch": "static 1"}}
+    assert "dynamic axes made static" in render_markdown(report)
+
+
+def test_onnx_reference_that_onnxruntime_cannot_load_runs_on_the_reference_evaluator(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
+    w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3) / 10, "W")
+    b = numpy_helper.from_array(np.ones(3, np.float32), "B")
+    nodes = [
+        helper.make_node("Add", ["x", "x"], ["a"]),
+        helper.make_node("Gemm", ["a", "W", "B"], ["y"], broadcast=1),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "old", [x], [y], [w, b]), opset_imports=[helper.make_opsetid("", 6)]
+    )
+    model.ir_version = 3
+    path = tmp_path / "opset6.onnx"
+    onnx.save(model, str(path))
+    ref = resolve_artifact(path)
+    opts = ValidateOptions(
+        inputs=InputConfig(random=8, batch=4, sweep=(1,)), devices=("cpu",), runtimes=("onnx-reference",)
+    )
+    report = validate(ref, [ref], opts)
+    assert report.reference["runtime"] == "onnx-reference"
+    assert "onnxruntime could not load it" in report.reference["note"]
+    assert report.results[0].status == "pass" and report.results[0].metrics.max_abs == 0
+
+
+def test_fail_on_decides_which_failures_count():
+    results = [
+        ParityResult("a.tflite", "tflite", "ai-edge-litert", "cpu", "fp16", "fail"),
+        ParityResult("b.tflite", "tflite", "ai-edge-litert", "cpu", "fp32", "pass"),
+        ParityResult("c.onnx", "onnx", "onnxruntime", "cuda", "fp32", "unavailable"),
+    ]
+    verdicts = {f: ParityReport({}, {}, results, fail_on=f).passed for f in ("any", "fp32", "none")}
+    assert verdicts == {"any": False, "fp32": True, "none": True}
+    results[1].status = "error"
+    assert not ParityReport({}, {}, results, fail_on="fp32").passed
+
+
+def test_options_are_checked():
+    with pytest.raises(UnknownNameError, match="unknown runtime 'tensorrt'"):
+        ValidateOptions(runtimes=("tensorrt",))
+    with pytest.raises(UnknownNameError, match="unknown device 'tpu'"):
+        ValidateOptions(devices=("cpu", "tpu"))
+    with pytest.raises(UsageError, match="'cpu' must be among them"):
+        ValidateOptions(devices=("cuda",))
+    with pytest.raises(UsageError, match="batch sizes must be >= 1"):
+        InputConfig(sweep=(0,))
+
+
+def test_candidate_with_other_inputs_is_refused(cnn_run):
+    reference, _ = run_dir_artifacts(RunDir(cnn_run))
+    from models.registry import get_architecture
+
+    other = Artifact(cnn_run / "model.onnx", Format.ONNX, get_architecture("mlp").spec)
+    other = dataclasses.replace(
+        other,
+        spec=dataclasses.replace(other.spec, inputs=(dataclasses.replace(other.spec.inputs[0], name="x"),)),
+    )
+    with pytest.raises(UsageError, match="differ from the reference's"):
+        validate(reference, [other], SMALL)

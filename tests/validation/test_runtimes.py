@@ -39,10 +39,32 @@ def test_nhwc_artifacts_are_fed_nchw_inputs_transparently(cnn_run):
             assert rt.run({"input": x[:1]})["logits"].shape == (1, 10)
 
 
-def test_onnxruntime_reports_the_device_it_really_used(cnn_run):
-    # This onnxruntime build has no CUDA provider: asking for CUDA must not be reported as CUDA.
-    with OnnxRuntime(_artifact(cnn_run, "model.onnx"), device="cuda") as rt:
-        assert rt.device_used == "cpu"
+def test_onnxruntime_without_cuda_provider_is_unavailable_on_cuda():
+    assert "no CUDAExecutionProvider" in OnnxRuntime.unavailable_reason("cuda")
+    assert OnnxRuntime.unavailable_reason("cpu") is None
+
+
+def test_cuda_provider_listed_but_not_attached_is_never_reported_as_cuda(cnn_run, monkeypatch):
+    # onnxruntime-gpu on a machine without a GPU lists CUDA as available and silently runs on CPU.
+    import onnxruntime as ort
+
+    from validation.inputs import InputConfig
+    from validation.parity import ValidateOptions, validate
+
+    monkeypatch.setattr(
+        ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    art = _artifact(cnn_run, "model.onnx")
+    with OnnxRuntime(art, device="cuda") as rt:
+        assert rt.device_used == "cpu"  # read from the session's providers
+    ref = type(art)(cnn_run / "checkpoint.pt", "torch", art.spec)
+    opts = ValidateOptions(
+        inputs=InputConfig(samples=8, random=0, edge=False, batch=4, sweep=(1,)), runtimes=("onnxruntime",)
+    )
+    rows = {r.device: r for r in validate(ref, [art], opts).results}
+    assert rows["cpu"].status == "pass"
+    assert rows["cuda"].status == "unavailable"
+    assert "asked for cuda, but the session runs on cpu" in rows["cuda"].message
 
 
 def test_runtime_refuses_a_format_it_cannot_run(cnn_run):
@@ -71,6 +93,7 @@ def test_absent_package_is_reported_not_run(cnn_run):
 
 def test_unknown_runtime():
     with pytest.raises(
-        UnknownNameError, match="unknown runtime 'tensorrt'; valid: ai-edge-litert, onnxruntime"
+        UnknownNameError,
+        match=r"unknown runtime .tensorrt.; valid: ai-edge-litert, ai-edge-litert-ref, onnx-reference, onnxruntime",
     ):
         get_runtime("tensorrt")

@@ -73,6 +73,38 @@ class Runtime(abc.ABC):
         self._close()
         self._loaded = False
 
+    def declared_shapes(self) -> dict[str, list[int]]:
+        """Input shapes the loaded artifact declares, by artifact name, -1 for dynamic axes.
+
+        Empty when the runtime cannot tell (PyTorch: every axis is as dynamic as the code).
+        """
+        return {}
+
+    def dynamic_axes(self) -> dict[str, dict[str, str]]:
+        """Per input, per reference dynamic axis: ``"dynamic"`` or ``"static N"`` in this artifact."""
+        declared = self.declared_shapes()
+        out: dict[str, dict[str, str]] = {}
+        for t, b in zip(self.artifact.spec.inputs, self.artifact.inputs, strict=True):
+            shape = declared.get(b.artifact_name)
+            axes = {}
+            for axis, axis_name in t.dynamic_axes.items():
+                if not shape:
+                    axes[axis_name] = "dynamic"
+                    continue
+                pos = b.perm.index(axis) if b.perm else axis
+                size = shape[pos] if pos < len(shape) else -1
+                axes[axis_name] = "dynamic" if size is None or size < 0 else f"static {size}"
+            out[t.name] = axes
+        return out
+
+    def static_batch(self) -> int | None:
+        """The batch size the artifact is fixed to, or ``None`` when its batch axis is dynamic."""
+        for axes in self.dynamic_axes().values():
+            for state in axes.values():
+                if state.startswith("static"):
+                    return int(state.split()[1])
+        return None
+
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the artifact on ``inputs`` given in the reference names and layout.
 

@@ -20,6 +20,16 @@ class OnnxRuntime(Runtime):
     packages = ("onnxruntime",)
     devices = ("cpu", "cuda")
 
+    @classmethod
+    def unavailable_reason(cls, device: str = "cpu") -> str | None:  # noqa: D102
+        reason = super().unavailable_reason(device)
+        if reason is None and device == "cuda":
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                return "this onnxruntime build has no CUDAExecutionProvider (make setup-gpu installs onnxruntime-gpu)"
+        return reason
+
     def _load(self) -> None:
         import onnxruntime as ort
 
@@ -31,6 +41,11 @@ class OnnxRuntime(Runtime):
         """``cuda`` only when the session really attached the CUDA provider."""
         providers = self._session.get_providers()
         return "cuda" if "CUDAExecutionProvider" in providers else "cpu"
+
+    def declared_shapes(self) -> dict[str, list[int]]:  # noqa: D102
+        return {
+            i.name: [d if isinstance(d, int) else -1 for d in i.shape] for i in self._session.get_inputs()
+        }
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         outs = self._session.run(self._output_names, feeds)

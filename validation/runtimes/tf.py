@@ -16,15 +16,31 @@ class TensorFlowRuntime(Runtime):
     name = "tensorflow"
     formats = frozenset({Format.TF_SAVED_MODEL})
     packages = ("tensorflow",)
+    devices = ("cpu", "cuda")
+
+    @classmethod
+    def unavailable_reason(cls, device: str = "cpu") -> str | None:  # noqa: D102
+        reason = super().unavailable_reason(device)
+        if reason is None and device == "cuda":
+            import tensorflow as tf
+
+            if not tf.config.list_physical_devices("GPU"):
+                return "TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)"
+        return reason
 
     def _load(self) -> None:
         import tensorflow as tf
 
         self._tf = tf
+        self._tf_device = "/GPU:0" if self.device == "cuda" else "/CPU:0"
         self._model = tf.saved_model.load(str(self.artifact.path))
         self._fn = self._model.signatures["serving_default"]
 
+    def declared_shapes(self) -> dict[str, list[int]]:  # noqa: D102
+        _, kwargs = self._fn.structured_input_signature
+        return {k: [-1 if d is None else int(d) for d in v.shape] for k, v in kwargs.items()}
+
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
-        with self._tf.device("/CPU:0"):
+        with self._tf.device(self._tf_device):
             out = self._fn(**{k: self._tf.constant(v) for k, v in feeds.items()})
         return {k: v.numpy() for k, v in out.items()}

@@ -1,8 +1,13 @@
-"""TFLite through ai-edge-litert, the maintained successor of tflite-runtime."""
+"""TFLite interpreters: ai-edge-litert (XNNPACK, and reference kernels) and TensorFlow's tf.lite.
+
+ai-edge-litert is the maintained successor of tflite-runtime, with the same Interpreter API. Its
+default resolver delegates float ops to XNNPACK; the reference-kernel variant runs TFLite's
+straightforward builtin kernels, a second opinion when XNNPACK is suspected.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -11,20 +16,31 @@ from validation.runtimes.base import Runtime
 
 
 class LiteRtRuntime(Runtime):
-    """``ai_edge_litert.interpreter.Interpreter``; inputs are resized when the batch changes."""
+    """``ai_edge_litert.interpreter.Interpreter`` with the default resolver (XNNPACK delegate)."""
 
     name = "ai-edge-litert"
     formats = frozenset({Format.TFLITE})
     packages = ("ai_edge_litert",)
+    resolver: ClassVar[str] = "AUTO"
+
+    def _interpreter(self, **kwargs: Any) -> Any:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        return Interpreter(
+            model_path=str(self.artifact.path),
+            experimental_op_resolver_type=getattr(OpResolverType, self.resolver),
+            **kwargs,
+        )
 
     def _load(self) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._interp = Interpreter(model_path=str(self.artifact.path), num_threads=1)
+        self._interp = self._interpreter(num_threads=1)
         self._interp.allocate_tensors()
         self._inputs = {d["name"]: d for d in self._interp.get_input_details()}
         self._outputs = {d["name"]: d for d in self._interp.get_output_details()}
         self._shapes = {name: tuple(d["shape"]) for name, d in self._inputs.items()}
+
+    def declared_shapes(self) -> dict[str, list[int]]:  # noqa: D102
+        return {k: [int(x) for x in d["shape_signature"]] for k, d in self._inputs.items()}
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         it = self._interp
@@ -37,3 +53,26 @@ class LiteRtRuntime(Runtime):
             it.set_tensor(self._inputs[k]["index"], v)
         it.invoke()
         return {k: it.get_tensor(d["index"]).copy() for k, d in self._outputs.items()}
+
+
+class LiteRtReferenceRuntime(LiteRtRuntime):
+    """ai-edge-litert with TFLite's reference kernels (no XNNPACK)."""
+
+    name = "ai-edge-litert-ref"
+    resolver = "BUILTIN_REF"
+
+
+class TfLiteRuntime(LiteRtRuntime):
+    """``tf.lite.Interpreter`` from the installed TensorFlow."""
+
+    name = "tf.lite"
+    packages = ("tensorflow",)
+
+    def _interpreter(self, **kwargs: Any) -> Any:
+        import warnings
+
+        import tensorflow as tf
+
+        with warnings.catch_warnings():  # its deprecation notice points at ai-edge-litert, which we also run
+            warnings.simplefilter("ignore", UserWarning)
+            return tf.lite.Interpreter(model_path=str(self.artifact.path), **kwargs)

@@ -1,0 +1,182 @@
+"""A self-contained HTML parity report: inline CSS and SVG plots, no scripts, no network."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+__all__ = ["render_html"]
+
+_STATUS_COLOUR = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#cf222e", "unavailable": "#9a6700"}
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1f2328;max-width:1200px}
+h1 span{padding:2px 10px;border-radius:6px;color:#fff}
+table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:right}
+th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
+.plots{display:flex;flex-wrap:wrap;gap:16px}.plot{border:1px solid #d0d7de;border-radius:6px;padding:8px}
+.plot h3{margin:0 0 4px;font-size:13px}svg text{font:10px system-ui,sans-serif;fill:#57606a}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _num(x: Any, fmt: str = ".3g") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _histogram_svg(hist: dict[str, Any], colour: str, width: int = 300, height: int = 140) -> str:
+    edges, counts = hist["log10_edges"], hist["counts"]
+    top = max(*counts, hist.get("zeros", 0), 1)
+    pad_l, pad_b, n = 28, 22, len(counts) + 1
+    bw = (width - pad_l - 4) / n
+    bars = []
+    for i, c in enumerate([hist.get("zeros", 0), *counts]):
+        h = (height - pad_b - 6) * math.sqrt(c / top)
+        x = pad_l + i * bw
+        fill = "#8c959f" if i == 0 else colour
+        bars.append(
+            f'<rect class="bar" x="{x:.1f}" y="{height - pad_b - h:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="{fill}"><title>{c}</title></rect>'
+        )
+    ticks = [f'<text x="{pad_l + bw / 2:.1f}" y="{height - 8}" text-anchor="middle">0</text>']
+    for j, edge in enumerate(edges):
+        if edge == int(edge) and int(edge) % 2 == 0:
+            x = pad_l + (j + 1) * bw
+            ticks.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle">1e{int(edge)}</text>')
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+        f'<line x1="{pad_l}" y1="{height - pad_b}" x2="{width - 4}" y2="{height - pad_b}" stroke="#8c959f"/>'
+        + "".join(bars)
+        + "".join(ticks)
+        + '<text x="2" y="10">√n</text></svg>'
+    )
+
+
+def _hop_svg(rows: list[tuple[str, float | None, float | None]], width: int = 760) -> str:
+    """Grouped bars, log scale: each artifact's max abs error vs its parent and vs the reference."""
+    values = [v for _, a, b in rows for v in (a, b) if v]
+    lo = math.floor(math.log10(min(values))) if values else -8
+    hi = math.ceil(math.log10(max(values))) if values else 0
+    hi = max(hi, lo + 1)
+    row_h, pad_l, top = 26, 240, 18
+    height = top + row_h * len(rows) + 24
+    scale = (width - pad_l - 10) / (hi - lo)
+
+    def bar(v: float | None, y: float, colour: str, label: str) -> str:
+        if not v:
+            return f'<text x="{pad_l + 2}" y="{y + 8}">{"0" if v == 0 else "–"}</text>'
+        w = max((math.log10(v) - lo) * scale, 1)
+        return f'<rect x="{pad_l}" y="{y}" width="{w:.1f}" height="10" fill="{colour}"><title>{label}: {v:.3g}</title></rect>'
+
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
+    parts.append(
+        f'<rect x="{pad_l}" y="2" width="10" height="10" fill="#0969da"/><text x="{pad_l + 14}" y="11">vs parent (this hop)</text>'
+    )
+    parts.append(
+        f'<rect x="{pad_l + 150}" y="2" width="10" height="10" fill="#8c959f"/><text x="{pad_l + 164}" y="11">vs reference</text>'
+    )
+    for i, (label, vs_parent, vs_ref) in enumerate(rows):
+        y = top + i * row_h
+        parts.append(f'<text x="{pad_l - 6}" y="{y + 14}" text-anchor="end">{_e(label)}</text>')
+        parts.append(bar(vs_parent, y, "#0969da", "vs parent"))
+        parts.append(bar(vs_ref, y + 11, "#8c959f", "vs reference"))
+    for d in range(lo, hi + 1):
+        x = pad_l + (d - lo) * scale
+        parts.append(f'<text x="{x:.1f}" y="{height - 4}" text-anchor="middle">1e{d}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(d: dict[str, Any]) -> str:
+    """The report as one HTML page."""
+    ref, inp = d["reference"], d["inputs"]
+    verdict = "PASSED" if d["passed"] else "FAILED"
+    colour = "#1a7f37" if d["passed"] else "#cf222e"
+    out = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>onnxpipe parity: {verdict}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Parity report <span style='background:{colour}'>{verdict}</span></h1>",
+        f"<p>Reference <b>{_e(ref['artifact'])}</b> on {_e(ref['runtime'])} ({_e(ref['device'])})"
+        + (f", validation accuracy {ref['accuracy']:.4f}" if ref.get("accuracy") is not None else "")
+        + (f". {_e(ref['note'])}" if ref.get("note") else "")
+        + f". Fail on: {_e(d['fail_on'])}.</p>",
+    ]
+    if d.get("first_failing_hop"):
+        out.append(f"<p><b>First failing hop: {_e(d['first_failing_hop'])}</b></p>")
+    out.append(
+        "<p>Inputs: "
+        + ", ".join(f"{n} {_e(g)}" for g, n in inp["groups"].items())
+        + f"; batch {inp['batch']} and sweep {inp['sweep']}.</p>"
+    )
+    out.append(
+        "<h2>Summary</h2><table><tr><th>artifact</th><th>format</th><th>runtime</th><th>device</th><th>precision</th>"
+        "<th>status</th><th>size</th><th>accuracy</th><th>latency (ms/sample)</th><th>max abs</th><th>cosine</th>"
+        "<th>vs parent</th><th>blame</th></tr>"
+    )
+    out.append(
+        f"<tr><td>{_e(ref['artifact'])} (reference)</td><td>{_e(ref['format'])}</td><td>{_e(ref['runtime'])}</td>"
+        f"<td>{_e(ref['device'])}</td><td>fp32</td><td>–</td><td>{_size(ref.get('size_bytes'))}</td>"
+        f"<td>{_num(ref.get('accuracy'), '.4f')}</td><td>{_num(ref.get('ms_per_sample'), '.4f')}</td><td>0</td><td>1</td><td>–</td><td>–</td></tr>"
+    )
+    for r in d["results"]:
+        m = r["metrics"] or {}
+        c = _STATUS_COLOUR.get(r["status"], "#57606a")
+        out.append(
+            f"<tr><td>{_e(r['artifact'])}</td><td>{_e(r['format'])}</td><td>{_e(r['runtime'])}</td><td>{_e(r['device'])}</td>"
+            f"<td>{_e(r['precision'])}</td><td style='color:{c};font-weight:600' title='{_e(r.get('message') or '')}'>{_e(r['status'])}</td>"
+            f"<td>{_size(r.get('size_bytes'))}</td><td>{_num(r.get('accuracy'), '.4f')}</td><td>{_num(r.get('ms_per_sample'), '.4f')}</td>"
+            f"<td>{_num(m.get('max_abs'))}</td><td>{_num(m.get('cosine'), '.6f')}</td>"
+            f"<td>{_num((r.get('vs_parent') or {}).get('max_abs'))}</td><td>{_e(r.get('blame') or '–')}</td></tr>"
+        )
+    out.append("</table>")
+    hops, seen = [], set()
+    for r in d["results"]:
+        if r["device"] == "cpu" and r["metrics"] and r["artifact"] not in seen:
+            seen.add(r["artifact"])
+            hops.append(
+                (
+                    f"{r['parent'] or '?'} → {r['artifact']}",
+                    (r.get("vs_parent") or {}).get("max_abs"),
+                    r["metrics"]["max_abs"],
+                )
+            )
+    if hops:
+        out.append(
+            "<h2>Error per hop (max abs, log scale)</h2><div class='plot' id='hops'>"
+            + _hop_svg(hops)
+            + "</div>"
+        )
+    out.append(
+        "<h2>Error histograms (|candidate − reference|, per element)</h2><div class='plots' id='histograms'>"
+    )
+    for r in d["results"]:
+        if r.get("histogram"):
+            c = _STATUS_COLOUR.get(r["status"], "#57606a")
+            out.append(
+                f"<div class='plot'><h3>{_e(r['artifact'])} · {_e(r['runtime'])}/{_e(r['device'])} · {_e(r['status'])}</h3>"
+                + _histogram_svg(r["histogram"], c)
+                + "</div>"
+            )
+    out.append("</div>")
+    notes = [r for r in d["results"] if r.get("message")]
+    if notes:
+        out.append("<h2>Notes</h2><ul>")
+        out += [
+            f"<li><b>{_e(r['artifact'])}</b> on {_e(r['runtime'])}/{_e(r['device'])} ({_e(r['status'])}): {_e(r['message'])}</li>"
+            for r in notes
+        ]
+        out.append("</ul>")
+    out.append("</body></html>")
+    return "\n".join(out)
