@@ -67,6 +67,9 @@ class RunDir:
 
     path: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
     @property
     def checkpoint(self) -> Path:
         """``checkpoint.pt``."""

@@ -123,17 +123,66 @@ def convert_stage(
     return [onnx, *artifacts] if fmt is Format.TORCH else artifacts
 
 
+def _onnx_ancestor(artifact: Artifact, by_label: dict[str, Artifact]) -> Artifact | None:
+    seen = set()
+    current = by_label.get(artifact.parent or "")
+    while current is not None and current.label not in seen:
+        if current.format is Format.ONNX:
+            return current
+        seen.add(current.label)
+        current = by_label.get(current.parent or "")
+    return None
+
+
+def locate_stage(
+    reference: Artifact,
+    candidates: Sequence[Artifact],
+    report: ParityReport,
+    options: ValidateOptions,
+    threshold: float,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Layer-wise search for the TFLite candidates that failed (all of them when none failed)."""
+    from validation.inputs import build_inputs
+    from validation.locate import locate
+
+    say = on_progress or (lambda _m: None)
+    tflites = [c for c in candidates if c.format is Format.TFLITE]
+    failed = {r.artifact for r in report.results if r.failed}
+    targets = [c for c in tflites if c.label in failed] or tflites
+    if not targets:
+        raise UsageError("--locate compares ONNX with TFLite, and there is no TFLite candidate")
+    by_label = {a.label: a for a in (reference, *candidates)}
+    inputs = build_inputs(reference.spec, options.inputs).slice(0, 8)
+    found = []
+    for target in targets:
+        onnx_side = _onnx_ancestor(target, by_label) or (
+            reference if reference.format is Format.ONNX else None
+        )
+        if onnx_side is None:
+            raise UsageError(f"{target.path}: --locate needs an ONNX file in its lineage or as the reference")
+        say(f"locate: {onnx_side.label} (onnxruntime) vs {target.label} (ai-edge-litert), layer by layer")
+        found.append(locate(onnx_side, target, inputs, threshold).to_dict())
+    return found
+
+
 def validate_stage(
     reference: Artifact,
     candidates: Sequence[Artifact],
     out_dir: Path,
     options: ValidateOptions = ValidateOptions(),
     on_progress: Callable[[str], None] | None = None,
+    locate_threshold: float | None = None,
 ) -> ParityReport:
-    """Validate and write ``parity.json`` and ``parity.md`` into ``out_dir``."""
+    """Validate and write ``parity.json``, ``parity.md`` and ``report.html`` into ``out_dir``.
+
+    With ``locate_threshold``, also run the layer-wise search and add it to the reports.
+    """
     run = RunDir(out_dir).prepare()
     t0 = time.perf_counter()
     report = validate(reference, candidates, options, on_progress=on_progress)
+    if locate_threshold is not None:
+        report.locate = locate_stage(reference, candidates, report, options, locate_threshold, on_progress)
     write_reports(report, run.path)
     if (run.path / "manifest.json").exists() or reference.path.parent == run.path:
         run.record_stage(

@@ -56,6 +56,8 @@ def echo_parity(report: ParityReport, where: str, echo: Callable[[str], None] = 
             echo(f"  {'':<{width}}  {r.message}")
         if r.blame:
             echo(f"  {'':<{width}}  blamed hop: {r.blame}")
+    for found in report.locate or []:
+        echo(f"locate {found['candidate']}: {found['summary']}")
     if report.first_failing_hop:
         echo(f"first failing hop: {report.first_failing_hop}")
     verdict = click.style("PASSED", fg="green") if report.passed else click.style("FAILED", fg="red")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from models.artifact import Artifact, Format
-from models.errors import EnvironmentProblem, UnknownNameError, UsageError
+from models.errors import EnvironmentProblem, InputFileError, UnknownNameError, UsageError
 from models.fs import size_of
 from models.spec import Tolerance
 from validation.inputs import InputConfig, ValidationInputs, build_inputs
@@ -154,6 +154,7 @@ class ParityReport:
     inputs: dict[str, Any]
     results: list[ParityResult]
     fail_on: str = "any"
+    locate: list[dict[str, Any]] | None = None
 
     @property
     def failures(self) -> list[ParityResult]:
@@ -185,6 +186,7 @@ class ParityReport:
             "reference": self.reference,
             "inputs": self.inputs,
             "results": [r.to_dict() for r in self.results],
+            "locate": self.locate,
         }
 
 
@@ -367,9 +369,10 @@ def validate(
             ref = execute(rt, inputs, options.inputs)
     except EnvironmentProblem:
         raise
-    except Exception as e:
-        raise EnvironmentProblem(
-            f"{reference.path}: the reference cannot run on {ref_runtime.name}: {type(e).__name__}: {e}"
+    except Exception as e:  # whatever the runtime raised, the reference file is unusable
+        note = f" ({ref_note})" if ref_note else ""
+        raise InputFileError(
+            reference.path, f"the reference does not run on {ref_runtime.name}{note}: {type(e).__name__}: {e}"
         ) from e
     ref_seconds = time.perf_counter() - t0
     by_label = {a.label: a for a in (reference, *candidates)}

@@ -76,6 +76,28 @@ def render_markdown(report: ParityReport | dict[str, Any]) -> str:
             )
     if notes:
         lines += ["", "## Notes", "", *notes]
+    for found in d.get("locate") or []:
+        lines += [
+            "",
+            f"## Layer-wise search: `{found['reference']}` vs `{found['candidate']}`",
+            "",
+            f"**{found['summary']}**",
+            "",
+        ]
+        lines += [
+            "| node | op | output | matched candidate tensor | layout | input error | output error | |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for x in found["layers"]:
+            mark = (
+                "fused"
+                if x["fused"]
+                else ("**located**" if found["located"] and x["output"] == found["located"]["output"] else "")
+            )
+            lines.append(
+                f"| `{x['node']}` | {x['op_type']} | `{x['output']}` | `{(x['matched'] or '–')[:60]}` | {x['layout'] or '–'} "
+                f"| {_num(x['input_error'])} | {_num(x['output_error'])} | {mark} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -12,12 +12,14 @@ from validation.parity import DEVICES, FAIL_ON
 from validation.runtimes import RUNTIMES
 
 
-def run_validation(reference, candidates, out: Path, options) -> bool:
+def run_validation(reference, candidates, out: Path, options, locate_threshold: float | None = None) -> bool:
     """Validate, write the reports, print the summary; return whether parity passed."""
     from pipeline.stages import validate_stage
     from pipeline.ui import echo_parity, say
 
-    report = validate_stage(reference, candidates, out, options, on_progress=say)
+    report = validate_stage(
+        reference, candidates, out, options, on_progress=say, locate_threshold=locate_threshold
+    )
     echo_parity(report, ", ".join(str(out / n) for n in ("parity.json", "parity.md", "report.html")))
     return report.passed
 
@@ -72,6 +74,18 @@ def run_validation(reference, candidates, out: Path, options) -> bool:
 @click.option("--batch", type=int, default=None, help="Main batch size [default: 32].")
 @click.option("--sweep", default=None, help="Further batch sizes, comma list [default: 1,2,7].")
 @click.option("--seed", type=int, default=None, help="Seed of the random inputs [default: 0].")
+@click.option(
+    "--locate",
+    is_flag=True,
+    help="Layer-wise search: the first ONNX op whose error jumps in each failing .tflite.",
+)
+@click.option(
+    "--locate-threshold",
+    type=float,
+    default=1e-3,
+    show_default=True,
+    help="Relative error that counts as a jump (raise it for int8).",
+)
 def command(
     run_dir: Path | None,
     reference: Path | None,
@@ -86,6 +100,8 @@ def command(
     batch: int | None,
     sweep: str | None,
     seed: int | None,
+    locate: bool,
+    locate_threshold: float,
 ) -> None:
     """Check that every artifact computes what the reference computes. Exit code 1 on failure.
 
@@ -98,6 +114,8 @@ def command(
       onnxpipe validate runs/cnn --runtimes onnxruntime,ai-edge-litert --devices cpu --fail-on fp32
 
       onnxpipe validate --reference runs/cnn/model.onnx --candidate runs/cnn/model_fp16.tflite
+
+      onnxpipe validate runs/cnn --locate
     """
     import dataclasses
 
@@ -134,5 +152,5 @@ def command(
         out = out or reference.parent
     else:
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
-    if not run_validation(ref, cands, out, options):
+    if not run_validation(ref, cands, out, options, locate_threshold if locate else None):
         sys.exit(EXIT_PARITY_FAILED)

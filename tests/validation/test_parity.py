@@ -179,3 +179,19 @@ def test_candidate_with_other_inputs_is_refused(cnn_run):
     )
     with pytest.raises(UsageError, match="differ from the reference's"):
         validate(reference, [other], SMALL)
+
+
+def test_reference_that_no_runtime_can_run_is_a_usage_error(tmp_path):
+    from models.errors import InputFileError
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    model = helper.make_model(helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"])], "g", [x], [y]))
+    path = tmp_path / "unknown_op.onnx"
+    onnx.save(model, str(path))
+    ref = resolve_artifact(path)
+    with pytest.raises(
+        InputFileError,
+        match=r"unknown_op\.onnx: the reference does not run on onnx-reference \(onnxruntime could not load it",
+    ):
+        validate(ref, [ref], SMALL)
