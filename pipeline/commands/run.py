@@ -11,6 +11,7 @@ import click
 
 from models.registry import ARCHITECTURES
 from pipeline.errors import EXIT_PARITY_FAILED
+from validation.parity import FAIL_ON
 
 
 @click.command("run")
@@ -28,6 +29,7 @@ from pipeline.errors import EXIT_PARITY_FAILED
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
 @click.option("--precision", default=None, help="Override convert.precisions (comma list).")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default=None, help="Override validate.fail_on.")
 def command(
     model: str,
     out: Path | None,
@@ -35,6 +37,7 @@ def command(
     epochs: int | None,
     seed: int | None,
     precision: str | None,
+    fail_on: str | None,
 ) -> None:
     """Train MODEL, export it to ONNX, convert it to SavedModel and TFLite, validate every artifact.
 
@@ -53,6 +56,8 @@ def command(
     from pipeline.stages import run_dir_artifacts
 
     cfg = load_config(config_path).override("train", model=model, epochs=epochs, seed=seed)
+    cfg = cfg.override("validate", fail_on=fail_on)
+    cfg = cfg.override("validate", fail_on=fail_on)
     if precision is not None:
         cfg = cfg.override(
             "convert", precisions=csv_choice(precision, tuple(ONNX2TF_PRECISIONS), "precision")
