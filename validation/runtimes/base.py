@@ -54,6 +54,11 @@ class Runtime(abc.ABC):
             return f"package {', '.join(missing)} is not installed"
         if device not in cls.devices:
             return f"device {device!r} is not supported by {cls.name} (supported: {', '.join(cls.devices)})"
+        return cls._cuda_reason() if device == "cuda" else None
+
+    @classmethod
+    def _cuda_reason(cls) -> str | None:
+        """Why CUDA cannot be used; called once the packages are known to be installed."""
         return None
 
     @property

@@ -21,14 +21,12 @@ class OnnxRuntime(Runtime):
     devices = ("cpu", "cuda")
 
     @classmethod
-    def unavailable_reason(cls, device: str = "cpu") -> str | None:  # noqa: D102
-        reason = super().unavailable_reason(device)
-        if reason is None and device == "cuda":
-            import onnxruntime as ort
+    def _cuda_reason(cls) -> str | None:
+        import onnxruntime as ort
 
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                return "this onnxruntime build has no CUDAExecutionProvider (make setup-gpu installs onnxruntime-gpu)"
-        return reason
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            return None
+        return "this onnxruntime build has no CUDAExecutionProvider (onnxruntime-gpu, in place of onnxruntime, has it)"
 
     def _load(self) -> None:
         import onnxruntime as ort

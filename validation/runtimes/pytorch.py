@@ -19,14 +19,10 @@ class PyTorchRuntime(Runtime):
     devices = ("cpu", "cuda")
 
     @classmethod
-    def unavailable_reason(cls, device: str = "cpu") -> str | None:  # noqa: D102
-        reason = super().unavailable_reason(device)
-        if reason is None and device == "cuda":
-            import torch
+    def _cuda_reason(cls) -> str | None:
+        import torch
 
-            if not torch.cuda.is_available():
-                return "no CUDA device (torch.cuda.is_available() is False)"
-        return reason
+        return None if torch.cuda.is_available() else "no CUDA device (torch.cuda.is_available() is False)"
 
     def _load(self) -> None:
         from models.checkpoint import load_model

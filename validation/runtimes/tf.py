@@ -19,14 +19,12 @@ class TensorFlowRuntime(Runtime):
     devices = ("cpu", "cuda")
 
     @classmethod
-    def unavailable_reason(cls, device: str = "cpu") -> str | None:  # noqa: D102
-        reason = super().unavailable_reason(device)
-        if reason is None and device == "cuda":
-            import tensorflow as tf
+    def _cuda_reason(cls) -> str | None:
+        import tensorflow as tf
 
-            if not tf.config.list_physical_devices("GPU"):
-                return "TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)"
-        return reason
+        if tf.config.list_physical_devices("GPU"):
+            return None
+        return "TensorFlow sees no GPU (tf.config.list_physical_devices('GPU') is empty)"
 
     def _load(self) -> None:
         import tensorflow as tf
