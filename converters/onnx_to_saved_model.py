@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from models.artifact import Artifact, Format
 from models.errors import ConversionError, UsageError
 from models.fs import atomic_path
 
-__all__ = ["ONNX2TF_PRECISIONS", "TFConvertOptions", "convert_onnx2tf", "tflite_name"]
+__all__ = ["ONNX2TF_PRECISIONS", "TFConvertOptions", "convert_onnx2tf", "tflite_name", "unsupported_ops"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,29 @@ class TFConvertOptions:
             )
         if not self.saved_model and not self.precisions:
             raise UsageError("nothing to convert: no SavedModel and no TFLite precision asked for")
+
+
+def unsupported_ops(onnx_path: Path) -> list[str]:
+    """Ops of the graph that onnx2tf has no converter for (it keeps one module per op in ``ops/``)."""
+    import importlib.util
+
+    import onnx
+
+    spec = importlib.util.find_spec("onnx2tf")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    ops_dir = Path(next(iter(spec.submodule_search_locations))) / "ops"
+    known = {p.stem for p in ops_dir.glob("*.py")}
+    try:
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    except Exception as e:  # onnx raises DecodeError, ValueError, OSError...
+        raise ConversionError(f"{onnx_path}: not a readable ONNX model ({type(e).__name__})") from e
+    found = []
+    for node in graph.node:
+        name = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        if (node.domain not in ("", "ai.onnx") or node.op_type not in known) and name not in found:
+            found.append(name)
+    return found
 
 
 def _calibration_images() -> np.ndarray:
@@ -129,6 +151,9 @@ def convert_onnx2tf(
         raise UsageError(f"{onnx.path}: the onnx2tf backend converts ONNX files, got {onnx.format}")
     if not onnx.path.is_file():
         raise ConversionError(f"{onnx.path}: no such ONNX file")
+    missing = unsupported_ops(onnx.path)
+    if missing:
+        raise ConversionError(f"{onnx.path}: the onnx2tf backend cannot convert op(s) {', '.join(missing)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = onnx.spec
@@ -175,8 +200,3 @@ def convert_onnx2tf(
                 Artifact(dest, Format.TFLITE, spec, precision, ins, outs, sm_dest.name, "onnx2tf", extra)
             )
     return artifacts
-
-
-def supported_precisions() -> Sequence[str]:
-    """Precisions the onnx2tf backend can write."""
-    return tuple(ONNX2TF_PRECISIONS)

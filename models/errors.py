@@ -16,6 +16,7 @@ __all__ = [
     "ExportError",
     "InputFileError",
     "OnnxpipeError",
+    "RunDirBusy",
     "UnknownNameError",
     "UsageError",
     "ValidationInputError",
@@ -74,3 +75,11 @@ class EnvironmentProblem(OnnxpipeError):
     """A required package, environment or device is missing (exit code 3)."""
 
     exit_code = 3
+
+
+class RunDirBusy(EnvironmentProblem):
+    """Another onnxpipe process holds the run directory (exit code 3)."""
+
+    def __init__(self, path: object, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(f"{path}: {problem}")

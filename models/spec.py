@@ -39,6 +39,20 @@ class TensorSpec:
         """The shape with every dynamic axis set to ``batch``."""
         return tuple(batch if isinstance(d, str) else d for d in self.shape)
 
+    def mismatch(self, other: TensorSpec) -> str | None:
+        """Why ``other`` cannot be fed what this tensor is fed (``None`` when it can).
+
+        A named (dynamic) dimension on either side matches any size.
+        """
+        if other.dtype != self.dtype:
+            return f"{other.name!r}: dtype {other.dtype}, expected {self.dtype}"
+        if len(other.shape) != len(self.shape) or any(
+            not isinstance(a, str) and not isinstance(b, str) and a != b
+            for a, b in zip(self.shape, other.shape, strict=True)
+        ):
+            return f"{other.name!r}: shape {list(other.shape)}, expected {list(self.shape)}"
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}

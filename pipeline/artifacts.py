@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.artifact import Artifact, Format
-from models.errors import InputFileError, UsageError
+from models.errors import ConversionError, InputFileError, UsageError
 from models.spec import ModelSpec, TensorSpec
 from pipeline.rundir import RunDir
 
@@ -32,19 +32,53 @@ def detect_format(path: Path) -> Format:
     return suffixes[path.suffix.lower()]
 
 
-def spec_from_onnx(path: Path) -> ModelSpec:
-    """A :class:`ModelSpec` read from an ONNX graph's declared inputs and outputs.
+def _load_checked_onnx(path: Path):
+    """Load an ONNX graph (without its external data) and check it before anything runs it.
 
     Raises:
-        InputFileError: The file is not a loadable ONNX model.
+        InputFileError: Unreadable bytes, an invalid graph, or external data that is missing or
+            whose path leaves the model's folder (refused: a model must not read other files).
     """
     import onnx
-    from onnx.helper import tensor_dtype_to_np_dtype
 
+    if path.stat().st_size == 0:
+        raise InputFileError(path, "is empty")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError, ValueError, OSError...
         raise InputFileError(path, f"not a readable ONNX model ({type(e).__name__}: {e})") from e
+    folder = path.parent.resolve()
+    for tensor in model.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if not target.is_relative_to(folder) or Path(location).is_absolute():
+            raise InputFileError(
+                path,
+                f"external data {location!r} of tensor {tensor.name!r} is outside the model's folder; refused",
+            )
+        if not target.is_file():
+            raise InputFileError(path, f"external data {location!r} of tensor {tensor.name!r} is missing")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:  # onnx.checker.ValidationError and friends
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputFileError(path, f"invalid ONNX graph: {first}") from e
+    if not model.graph.input or not model.graph.output:
+        raise InputFileError(path, "the ONNX graph declares no inputs or no outputs")
+    return model
+
+
+def spec_from_onnx(path: Path) -> ModelSpec:
+    """A :class:`ModelSpec` read from an ONNX graph's declared inputs and outputs.
+
+    Raises:
+        InputFileError: The file is not a loadable, valid ONNX model (see :func:`_load_checked_onnx`).
+    """
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    model = _load_checked_onnx(Path(path))
     initializers = {i.name for i in model.graph.initializer}
 
     def tensors(values: list) -> tuple[TensorSpec, ...]:
@@ -93,13 +127,19 @@ def resolve_artifact(path: str | Path, reference: ModelSpec | None = None) -> Ar
     if fmt is Format.TORCH:
         return Artifact(path, Format.TORCH, load_checkpoint(path).spec)
     recorded = RunDir(path.parent).artifact(path) if (path.parent / "manifest.json").is_file() else None
-    if recorded is not None:
-        return recorded
     if fmt is Format.ONNX:
-        spec = spec_from_onnx(path)
-        if reference is not None and [t.name for t in reference.inputs] == [t.name for t in spec.inputs]:
-            spec = reference
+        spec = spec_from_onnx(path)  # checks the file even when the manifest describes it
+        if recorded is not None:
+            return recorded
+        same_names = reference is not None and [t.name for t in reference.inputs] == [
+            t.name for t in spec.inputs
+        ]
+        if same_names and not any(r.mismatch(c) for r, c in zip(reference.inputs, spec.inputs, strict=True)):
+            spec = reference  # the same interface: keep the reference's dataset, range and tolerances
         return Artifact(path, Format.ONNX, spec)
+    if recorded is not None:
+        _describe(path, fmt)  # a recorded file must still load
+        return recorded
     if reference is None:
         raise UsageError(
             f"{path}: a {fmt} artifact needs a reference (a checkpoint or ONNX file) to be bound to"
@@ -107,6 +147,11 @@ def resolve_artifact(path: str | Path, reference: ModelSpec | None = None) -> Ar
     from converters.layout import bind_tensors
 
     desc = _describe(path, fmt)
+    try:
+        inputs = bind_tensors(reference.inputs, desc["inputs"], channels_last=True)
+        outputs = bind_tensors(reference.outputs, desc["outputs"], channels_last=True, match_names=False)
+    except ConversionError as e:
+        raise InputFileError(path, f"does not match the reference's interface: {e}") from e
     stem = path.stem.lower()
     precision = next((p for p in ("fp16", "float16", "int8") if p in stem), "fp32").replace("float16", "fp16")
     return Artifact(
@@ -114,7 +159,7 @@ def resolve_artifact(path: str | Path, reference: ModelSpec | None = None) -> Ar
         fmt,
         reference,
         precision=precision,
-        inputs=bind_tensors(reference.inputs, desc["inputs"], channels_last=True),
-        outputs=bind_tensors(reference.outputs, desc["outputs"], channels_last=True, match_names=False),
+        inputs=inputs,
+        outputs=outputs,
         extra={"inferred": "layout from declared shapes, precision from the file name (no manifest record)"},
     )

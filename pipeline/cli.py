@@ -25,6 +25,7 @@ COMMANDS = {
     "validate": "Check numerical parity of artifacts against the reference; exit 1 on failure.",
     "run": "Every stage: train, export, convert, validate.",
     "report": "Regenerate parity.md and report.html from parity.json.",
+    "status": "Show which stages of a run directory are up to date, and why not.",
 }
 
 

@@ -8,7 +8,7 @@ them); this module re-exports them and documents the exit codes.
 | 0 | success, parity passed |
 | 1 | parity failed, or a stage (export, conversion) failed |
 | 2 | usage error: bad argument, missing or invalid input file, unknown name |
-| 3 | environment problem: a required package, environment or device is missing |
+| 3 | environment problem: a required package, environment or device is missing, or the run directory is in use |
 | 130 | interrupted (Ctrl-C); finished artifacts are intact, unfinished ones were not written |
 """
 
@@ -19,6 +19,7 @@ from models.errors import (
     ExportError,
     InputFileError,
     OnnxpipeError,
+    RunDirBusy,
     UnknownNameError,
     UsageError,
     ValidationInputError,
@@ -38,6 +39,7 @@ __all__ = [
     "ExportError",
     "InputFileError",
     "OnnxpipeError",
+    "RunDirBusy",
     "UnknownNameError",
     "UsageError",
     "ValidationInputError",

@@ -7,19 +7,23 @@ stages and other tools never guess a layout).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import hashlib
 import importlib.metadata
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from models.artifact import Artifact
-from models.errors import InputFileError
+from models.errors import InputFileError, RunDirBusy
 from models.fs import sha256_path, write_json
 
-__all__ = ["RunDir", "tool_versions"]
+__all__ = ["STAGES", "RunDir", "tool_versions"]
 
 _TOOLS = (
     "onnxpipe",
@@ -29,9 +33,20 @@ _TOOLS = (
     "onnxruntime",
     "tensorflow",
     "onnx2tf",
+    "onnxsim",
     "ai-edge-litert",
     "numpy",
+    "scikit-learn",
 )
+STAGES = ("train", "export", "convert", "validate")
+
+
+def _key(inputs: dict[str, str], options: Any, versions: dict[str, str | None]) -> str:
+    """What a stage's result depends on, hashed: input contents, options, tool versions."""
+    text = json.dumps(
+        {"inputs": inputs, "options": options, "versions": versions}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def tool_versions(names: Iterable[str] = _TOOLS) -> dict[str, str | None]:
@@ -104,6 +119,40 @@ class RunDir:
             raise InputFileError(self.path, f"cannot create the run directory ({e.strerror})") from e
         return self
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RunDir]:
+        """Hold the run directory for this process; a second onnxpipe on it is refused, not interleaved.
+
+        Raises:
+            RunDirBusy: Another process holds it; the message says which.
+        """
+        created = not self.path.exists()
+        self.prepare()
+        path = self.path / ".lock"
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise RunDirBusy(
+                    self.path, f"is in use by {holder}; try again when it has finished"
+                ) from None
+            if path.exists() and os.fstat(fd).st_ino == path.stat().st_ino:
+                break
+            os.close(fd)  # the holder removed the file between our open and our lock: take the new one
+        try:
+            since = dt.datetime.now().isoformat(timespec="seconds")
+            os.write(fd, f"onnxpipe pid {os.getpid()} since {since}".encode())
+            yield self
+        finally:
+            path.unlink(missing_ok=True)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            if created and not any(self.path.iterdir()):
+                self.path.rmdir()  # nothing was written: leave no empty run directory behind
+
     def manifest(self) -> dict[str, Any]:
         """The manifest, or an empty one."""
         if not self.manifest_path.is_file():
@@ -129,13 +178,17 @@ class RunDir:
         data = self.manifest()
         outs = list(outputs)
         data["onnxpipe"] = tool_versions(["onnxpipe"])["onnxpipe"]
+        hashes = {self._rel(p): sha256_path(p) for p in inputs}
+        options = json.loads(json.dumps(options, default=str))
+        versions = tool_versions()
         data["stages"][stage] = {
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "seconds": round(seconds, 3),
-            "inputs": {self._rel(p): sha256_path(p) for p in inputs},
+            "key": _key(hashes, options, versions),
+            "inputs": hashes,
             "outputs": {self._rel(self._path_of(o)): sha256_path(self._path_of(o)) for o in outs},
             "options": options,
-            "versions": tool_versions(),
+            "versions": versions,
         }
         written = {self._rel(self._path_of(o)) for o in outs}
         _forget_descendants(data["artifacts"], written)
@@ -145,6 +198,44 @@ class RunDir:
                 record["path"] = self._rel(o.path)
                 data["artifacts"][self._rel(o.path)] = record
         write_json(self.manifest_path, data)
+
+    def stale_reason(
+        self, stage: str, inputs: Iterable[Path] | None = None, options: Any = None
+    ) -> str | None:
+        """Why ``stage`` must run again (``None``: its inputs, options, versions and outputs are as recorded).
+
+        Args:
+            stage: Stage name.
+            inputs: The stage's inputs now (default: the recorded ones).
+            options: The stage's options now (default: the recorded ones).
+        """
+        record = self.manifest()["stages"].get(stage)
+        if not record:
+            return "never run here"
+        paths = [self.path / p for p in record["inputs"]] if inputs is None else list(inputs)
+        for p in paths:
+            if not Path(p).exists():
+                return f"input {self._rel(p)} is missing"
+        hashes = {self._rel(p): sha256_path(p) for p in paths}
+        changed = [k for k in hashes if record["inputs"].get(k) != hashes[k]]
+        if changed or set(hashes) != set(record["inputs"]):
+            return f"input {(changed or sorted(set(hashes) ^ set(record['inputs'])))[0]} changed"
+        options = record["options"] if options is None else json.loads(json.dumps(options, default=str))
+        if options != record["options"]:
+            return "options changed"
+        versions = tool_versions()
+        moved = [k for k, v in versions.items() if record["versions"].get(k) != v]
+        if moved:
+            return f"{moved[0]} changed from {record['versions'].get(moved[0])} to {versions[moved[0]]}"
+        for name, digest in record["outputs"].items():
+            out = self.path / name
+            if not out.exists():
+                return f"output {name} is missing"
+            if sha256_path(out) != digest:
+                return f"output {name} was modified"
+        if record.get("key") != _key(hashes, options, versions):
+            return "recorded without a key"
+        return None
 
     def artifacts(self) -> list[Artifact]:
         """Recorded artifacts that exist on disk, in the order they were recorded (lineage order)."""

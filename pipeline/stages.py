@@ -7,6 +7,7 @@ records itself in the manifest. Stages know nothing about the terminal: the CLI 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -47,16 +48,41 @@ def resolve_checkpoint(source: str | Path) -> Path:
     return source
 
 
+def _up_to_date(
+    run: RunDir, stage: str, inputs: Sequence[Path], options: object, force: bool, say: Callable
+) -> bool:
+    """Whether ``stage`` can be skipped: not forced, and inputs, options, versions, outputs as recorded."""
+    if force:
+        return False
+    reason = run.stale_reason(stage, inputs, options)
+    if reason is None:
+        say(f"{stage}: up to date (inputs, options and tool versions as recorded); --force reruns it")
+        return True
+    if reason != "never run here":
+        say(f"{stage}: runs again: {reason}")
+    return False
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
 def train_stage(
     run: RunDir,
     config,
     on_batch: Callable[[int, int, float], None] | None = None,
     on_epoch: Callable | None = None,
+    force: bool = False,
+    on_progress: Callable[[str], None] = _quiet,
 ) -> Checkpoint:
-    """Train and write ``checkpoint.pt``."""
+    """Train and write ``checkpoint.pt`` (skipped when up to date)."""
     from models.training import train
 
     run.prepare()
+    if run.checkpoint.is_file() and _up_to_date(
+        run, "train", [], dataclasses.asdict(config.resolved()), force, on_progress
+    ):
+        return load_checkpoint(run.checkpoint)
     t0 = time.perf_counter()
     ckpt = train(config, on_batch=on_batch, on_epoch=on_epoch)
     save_checkpoint(ckpt, run.checkpoint)
@@ -70,9 +96,20 @@ def train_stage(
     return ckpt
 
 
-def export_stage(checkpoint: Path, dest: Path, options: ExportOptions) -> Artifact:
-    """Export a checkpoint to ``dest`` (``model.onnx``)."""
+def export_stage(
+    checkpoint: Path,
+    dest: Path,
+    options: ExportOptions,
+    force: bool = False,
+    on_progress: Callable[[str], None] = _quiet,
+) -> Artifact:
+    """Export a checkpoint to ``dest`` (``model.onnx``; skipped when up to date)."""
     run = RunDir(dest.parent).prepare()
+    recorded = run.artifact(dest)
+    if recorded is not None and _up_to_date(
+        run, "export", [checkpoint], dataclasses.asdict(options), force, on_progress
+    ):
+        return recorded
     t0 = time.perf_counter()
     ckpt = load_checkpoint(checkpoint)
     artifact = export_onnx(ckpt, dest, options)
@@ -93,33 +130,37 @@ def convert_stage(
     options: TFConvertOptions,
     export_options: ExportOptions = ExportOptions(),
     on_progress: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> list[Artifact]:
-    """Convert a checkpoint (through ONNX) or an ONNX file to SavedModel and TFLite in ``out_dir``."""
-    say = on_progress or (lambda _m: None)
+    """Convert a checkpoint (through ONNX) or an ONNX file to SavedModel and TFLite in ``out_dir``.
+
+    Each stage on the way is skipped when its inputs, options and tool versions are as recorded.
+    """
+    say = on_progress or _quiet
     run = RunDir(out_dir).prepare()
     if not source.exists():
         raise InputFileError(source, "no such file or folder")
     fmt = detect_format(source)
     if fmt is Format.TORCH:
         say(f"export {source} -> {run.onnx}")
-        onnx = export_stage(source, run.onnx, export_options)
+        onnx = export_stage(source, run.onnx, export_options, force, say)
     elif fmt is Format.ONNX:
         onnx = resolve_artifact(source)
     else:
         raise InputFileError(source, "convert takes a checkpoint (.pt) or an ONNX file (.onnx)")
-    say(
-        f"onnx2tf {onnx.path.name} -> saved_model/, "
-        + ", ".join(f"model_{p}.tflite" for p in options.precisions)
-    )
-    t0 = time.perf_counter()
-    artifacts = convert_onnx2tf(onnx, run.path, options)
-    run.record_stage(
-        "convert",
-        inputs=[onnx.path],
-        outputs=artifacts,
-        options={**dataclasses.asdict(options), "backend": "onnx2tf"},
-        seconds=time.perf_counter() - t0,
-    )
+    convert_options = {**dataclasses.asdict(options), "backend": "onnx2tf"}
+    if _up_to_date(run, "convert", [onnx.path], convert_options, force, say):
+        outputs = run.manifest()["stages"]["convert"]["outputs"]
+        artifacts = [a for a in run.artifacts() if a.path.name in outputs]
+    else:
+        targets = ", ".join(f"model_{p}.tflite" for p in options.precisions)
+        say(f"onnx2tf {onnx.path.name} -> saved_model/, {targets}")
+        t0 = time.perf_counter()
+        artifacts = convert_onnx2tf(onnx, run.path, options)
+        seconds = time.perf_counter() - t0
+        run.record_stage(
+            "convert", inputs=[onnx.path], outputs=artifacts, options=convert_options, seconds=seconds
+        )
     return [onnx, *artifacts] if fmt is Format.TORCH else artifacts
 
 
@@ -173,26 +214,33 @@ def validate_stage(
     options: ValidateOptions = ValidateOptions(),
     on_progress: Callable[[str], None] | None = None,
     locate_threshold: float | None = None,
-) -> ParityReport:
+    force: bool = False,
+) -> dict:
     """Validate and write ``parity.json``, ``parity.md`` and ``report.html`` into ``out_dir``.
 
-    With ``locate_threshold``, also run the layer-wise search and add it to the reports.
+    With ``locate_threshold``, also run the layer-wise search and add it to the reports. Skipped
+    (the recorded report is returned) when inputs, options and tool versions are as recorded.
+
+    Returns:
+        The report as written to ``parity.json``.
     """
+    say = on_progress or _quiet
     run = RunDir(out_dir).prepare()
+    inputs = [reference.path, *(c.path for c in candidates)]
+    recorded_options = {**dataclasses.asdict(options), "locate_threshold": locate_threshold}
+    if (run.path / "parity.json").is_file() and _up_to_date(
+        run, "validate", inputs, recorded_options, force, say
+    ):
+        return json.loads((run.path / "parity.json").read_text())
     t0 = time.perf_counter()
     report = validate(reference, candidates, options, on_progress=on_progress)
     if locate_threshold is not None:
         report.locate = locate_stage(reference, candidates, report, options, locate_threshold, on_progress)
-    write_reports(report, run.path)
-    if (run.path / "manifest.json").exists() or reference.path.parent == run.path:
-        run.record_stage(
-            "validate",
-            inputs=[reference.path, *(c.path for c in candidates)],
-            outputs=[run.path / "parity.json", run.path / "parity.md"],
-            options=dataclasses.asdict(options),
-            seconds=time.perf_counter() - t0,
-        )
-    return report
+    outputs = write_reports(report, run.path)
+    run.record_stage(
+        "validate", inputs=inputs, outputs=outputs, options=recorded_options, seconds=time.perf_counter() - t0
+    )
+    return report.to_dict()
 
 
 def run_dir_artifacts(run: RunDir) -> tuple[Artifact, list[Artifact]]:

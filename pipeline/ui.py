@@ -7,8 +7,6 @@ from typing import Any
 
 import click
 
-from validation.parity import ParityReport
-
 __all__ = ["TrainProgress", "echo_parity", "say"]
 
 
@@ -21,16 +19,22 @@ class TrainProgress:
     """A progress bar over every training step, with a line per epoch."""
 
     def __init__(self, total_steps: int, label: str):
-        self._bar = click.progressbar(length=total_steps, label=label, file=click.get_text_stream("stderr"))
-        self._bar.__enter__()
+        self._total, self._label = total_steps, label
+        self._bar: Any = None
 
     def on_batch(self, epoch: int, step: int, loss: float) -> None:
-        """Advance one step."""
+        """Advance one step (the bar appears with the first step, so a skipped stage shows none)."""
+        if self._bar is None:
+            self._bar = click.progressbar(
+                length=self._total, label=self._label, file=click.get_text_stream("stderr")
+            )
+            self._bar.__enter__()
         self._bar.update(1)
 
     def on_epoch(self, result: Any) -> None:
         """Print the epoch's loss and validation accuracy."""
-        self._bar.render_finish()
+        if self._bar is not None:
+            self._bar.render_finish()
         click.echo(
             f"epoch {result.epoch:3d}  loss {result.loss:.4f}  val loss {result.val_loss:.4f}  "
             f"val accuracy {result.val_accuracy:.4f}",
@@ -39,26 +43,30 @@ class TrainProgress:
 
     def close(self) -> None:
         """Finish the bar."""
-        self._bar.__exit__(None, None, None)
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
 
 
-def echo_parity(report: ParityReport, where: str, echo: Callable[[str], None] = click.echo) -> None:
-    """A one-screen summary: one line per result, then the verdict."""
-    width = max([len(r.artifact) for r in report.results] + [8])
-    echo(f"reference: {report.reference['artifact']} on {report.reference['runtime']}")
-    for r in report.results:
-        colour = {"pass": "green", "fail": "red", "error": "red"}.get(r.status, "yellow")
-        status = click.style(f"{r.status:<11}", fg=colour)
-        m = r.metrics
-        numbers = f"max abs {m.max_abs:.2e}  cosine {m.cosine:.6f}" if m else (r.message or "")
-        echo(f"  {r.artifact:<{width}}  {r.runtime:<18} {r.device:<4} {r.precision:<5} {status} {numbers}")
-        if m and r.message:
-            echo(f"  {'':<{width}}  {r.message}")
-        if r.blame:
-            echo(f"  {'':<{width}}  blamed hop: {r.blame}")
-    for found in report.locate or []:
+def echo_parity(report: dict[str, Any], where: str, echo: Callable[[str], None] = click.echo) -> None:
+    """A one-screen summary of a parity report (as in ``parity.json``): a line per result, the verdict."""
+    results = report["results"]
+    width = max([len(r["artifact"]) for r in results] + [8])
+    echo(f"reference: {report['reference']['artifact']} on {report['reference']['runtime']}")
+    for r in results:
+        colour = {"pass": "green", "fail": "red", "error": "red"}.get(r["status"], "yellow")
+        status = click.style(f"{r['status']:<11}", fg=colour)
+        m = r["metrics"]
+        numbers = f"max abs {m['max_abs']:.2e}  cosine {m['cosine']:.6f}" if m else (r["message"] or "")
+        echo(
+            f"  {r['artifact']:<{width}}  {r['runtime']:<18} {r['device']:<4} {r['precision']:<5} {status} {numbers}"
+        )
+        if m and r["message"]:
+            echo(f"  {'':<{width}}  {r['message']}")
+        if r.get("blame"):
+            echo(f"  {'':<{width}}  blamed hop: {r['blame']}")
+    for found in report.get("locate") or []:
         echo(f"locate {found['candidate']}: {found['summary']}")
-    if report.first_failing_hop:
-        echo(f"first failing hop: {report.first_failing_hop}")
-    verdict = click.style("PASSED", fg="green") if report.passed else click.style("FAILED", fg="red")
-    echo(f"parity {verdict} (fail on {report.fail_on}): {where}")
+    if report.get("first_failing_hop"):
+        echo(f"first failing hop: {report['first_failing_hop']}")
+    verdict = click.style("PASSED", fg="green") if report["passed"] else click.style("FAILED", fg="red")
+    echo(f"parity {verdict} (fail on {report['fail_on']}): {where}")

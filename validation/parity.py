@@ -359,6 +359,9 @@ def validate(
             raise UsageError(
                 f"{c.path}: inputs {[t.name for t in c.spec.inputs]} differ from the reference's {[t.name for t in spec.inputs]}"
             )
+        problems = [p for r, t in zip(spec.inputs, c.spec.inputs, strict=True) if (p := r.mismatch(t))]
+        if problems:
+            raise UsageError(f"{c.path}: input {problems[0]} (as the reference declares)")
     inputs = build_inputs(spec, options.inputs)
     say = on_progress or (lambda _msg: None)
     ref_runtime, ref_note = _reference_runtime(reference)

@@ -10,10 +10,16 @@ from converters.onnx_to_saved_model import ONNX2TF_PRECISIONS
 from pipeline.commands.options import csv_choice
 
 TARGETS = ("saved_model", "tflite")
+BACKENDS = ("onnx2tf",)
 
 
 def run_conversion(
-    source: Path, out: Path, to: tuple[str, ...], precisions: tuple[str, ...], export_options
+    source: Path,
+    out: Path,
+    to: tuple[str, ...],
+    precisions: tuple[str, ...],
+    export_options,
+    force: bool = False,
 ) -> list:
     """Convert and print one line per artifact (shared with ``onnxpipe run``)."""
     from converters.onnx_to_saved_model import TFConvertOptions
@@ -23,7 +29,7 @@ def run_conversion(
     options = TFConvertOptions(
         saved_model="saved_model" in to, precisions=precisions if "tflite" in to else ()
     )
-    artifacts = convert_stage(source, out, options, export_options, on_progress=say)
+    artifacts = convert_stage(source, out, options, export_options, on_progress=say, force=force)
     for a in artifacts:
         layout = ", ".join(f"{b.name}: {b.layout or 'as reference'}" for b in a.inputs)
         click.echo(f"{a.format}: {a.path}  ({a.precision}; inputs {layout})")
@@ -45,7 +51,13 @@ def run_conversion(
     "--out", type=click.Path(path_type=Path), default=None, help="Output folder [default: SOURCE's folder]."
 )
 @click.option("--opset", type=int, default=None, help="Opset when SOURCE is a checkpoint [default: 18].")
-def command(source: Path, to: str, precision: str, out: Path | None, opset: int | None) -> None:
+@click.option(
+    "--backend", type=click.Choice(BACKENDS), default="onnx2tf", show_default=True, help="Converter backend."
+)
+@click.option("--force", is_flag=True, help="Convert even when the artifacts are up to date.")
+def command(
+    source: Path, to: str, precision: str, out: Path | None, opset: int | None, backend: str, force: bool
+) -> None:
     """Convert SOURCE (a checkpoint, or an ONNX file) to a TF SavedModel and TFLite files.
 
     A checkpoint is exported to ONNX on the way. The backend is onnx2tf, run on a private copy of the
@@ -54,6 +66,7 @@ def command(source: Path, to: str, precision: str, out: Path | None, opset: int 
     Example: onnxpipe convert runs/cnn/checkpoint.pt --to saved_model,tflite --precision fp32,fp16
     """
     from converters.torch_to_onnx import ExportOptions
+    from pipeline.rundir import RunDir
     from pipeline.stages import resolve_checkpoint
 
     targets = csv_choice(to, TARGETS, "target")
@@ -62,4 +75,6 @@ def command(source: Path, to: str, precision: str, out: Path | None, opset: int 
         raise click.UsageError("--to: give at least one of saved_model, tflite")
     if source.is_dir():
         source = resolve_checkpoint(source)
-    run_conversion(source, out or source.parent, targets, precisions, ExportOptions(opset=opset))
+    out = out or source.parent
+    with RunDir(out).lock():
+        run_conversion(source, out, targets, precisions, ExportOptions(opset=opset), force)

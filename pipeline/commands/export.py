@@ -19,7 +19,8 @@ from converters.torch_to_onnx import EXPORTERS
     default=None,
     help="Output file [default: next to the checkpoint, model.onnx].",
 )
-def command(source: Path, opset: int | None, exporter: str, out: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Export even when model.onnx is up to date.")
+def command(source: Path, opset: int | None, exporter: str, out: Path | None, force: bool) -> None:
     """Export SOURCE (a run directory or a checkpoint) to ONNX.
 
     The file is kept only if onnx.checker, shape inference and an ONNX Runtime vs PyTorch check pass.
@@ -27,12 +28,15 @@ def command(source: Path, opset: int | None, exporter: str, out: Path | None) ->
     Example: onnxpipe export runs/cnn --opset 18
     """
     from converters.torch_to_onnx import ExportOptions
+    from pipeline.rundir import RunDir
     from pipeline.stages import export_stage, resolve_checkpoint
     from pipeline.ui import say
 
     ckpt = resolve_checkpoint(source)
     dest = out or ckpt.parent / "model.onnx"
+    options = ExportOptions(opset=opset, exporter=exporter)
     say(f"export {ckpt} -> {dest}")
-    art = export_stage(ckpt, dest, ExportOptions(opset=opset, exporter=exporter))
+    with RunDir(dest.parent).lock():
+        art = export_stage(ckpt, dest, options, force, say)
     worst = max(art.extra["ort_vs_torch_max_abs"].values())
     click.echo(f"onnx: {dest}  (opset {art.extra['opset']}, ONNX Runtime vs PyTorch max abs {worst:.2e})")

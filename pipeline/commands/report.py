@@ -16,6 +16,7 @@ def command(run_dir: Path) -> None:
     Example: onnxpipe report runs/cnn
     """
     from models.errors import InputFileError
+    from pipeline.rundir import RunDir
     from validation.report import write_reports
 
     path = run_dir / "parity.json"
@@ -25,7 +26,8 @@ def command(run_dir: Path) -> None:
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or "results" not in data or "reference" not in data:
             raise ValueError("expected keys 'reference' and 'results'")
-        write_reports(data, run_dir)
+        with RunDir(run_dir).lock():
+            write_reports(data, run_dir)
     except (ValueError, KeyError, TypeError) as e:
         raise InputFileError(path, f"not an onnxpipe parity report ({type(e).__name__}: {e})") from e
     click.echo(f"wrote {run_dir / 'parity.md'} and {run_dir / 'report.html'}")

@@ -30,6 +30,7 @@ from validation.parity import FAIL_ON
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
 @click.option("--precision", default=None, help="Override convert.precisions (comma list).")
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default=None, help="Override validate.fail_on.")
+@click.option("--force", is_flag=True, help="Rerun every stage, even those that are up to date.")
 def command(
     model: str,
     out: Path | None,
@@ -38,6 +39,7 @@ def command(
     seed: int | None,
     precision: str | None,
     fail_on: str | None,
+    force: bool,
 ) -> None:
     """Train MODEL, export it to ONNX, convert it to SavedModel and TFLite, validate every artifact.
 
@@ -62,20 +64,24 @@ def command(
         cfg = cfg.override(
             "convert", precisions=csv_choice(precision, tuple(ONNX2TF_PRECISIONS), "precision")
         )
+    cfg.train.resolved()  # a bad name or value fails before the run directory is created
     out = out or Path("runs") / model
-    run = RunDir(out).prepare()
-    write_json(run.path / "config.json", json.loads(json.dumps(cfg.to_dict())))
+    run = RunDir(out)
     timings = {}
-    t0 = time.perf_counter()
-    run_training(model, out, cfg.train)
-    timings["train"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    run_conversion(run.checkpoint, out, ("saved_model", "tflite"), cfg.convert.precisions, cfg.export)
-    timings["export+convert"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ref, cands = run_dir_artifacts(run)
-    passed = run_validation(ref, cands, out, cfg.validate)
-    timings["validate"] = time.perf_counter() - t0
+    with run.lock():
+        write_json(run.path / "config.json", json.loads(json.dumps(cfg.to_dict())))
+        t0 = time.perf_counter()
+        run_training(model, out, cfg.train, force)
+        timings["train"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run_conversion(
+            run.checkpoint, out, ("saved_model", "tflite"), cfg.convert.precisions, cfg.export, force
+        )
+        timings["export+convert"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ref, cands = run_dir_artifacts(run)
+        passed = run_validation(ref, cands, out, cfg.validate, force=force)
+        timings["validate"] = time.perf_counter() - t0
     click.echo("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     if not passed:
         sys.exit(EXIT_PARITY_FAILED)

@@ -9,7 +9,7 @@ import click
 from models.registry import ARCHITECTURES
 
 
-def run_training(model: str, out: Path, config) -> None:
+def run_training(model: str, out: Path, config, force: bool = False) -> None:
     """Train with a progress bar and print the result (shared with ``onnxpipe run``)."""
     import math
 
@@ -27,7 +27,9 @@ def run_training(model: str, out: Path, config) -> None:
     )
     progress = TrainProgress(steps, f"training {model}")
     try:
-        ckpt = train_stage(RunDir(out), cfg, on_batch=progress.on_batch, on_epoch=progress.on_epoch)
+        ckpt = train_stage(
+            RunDir(out), cfg, progress.on_batch, progress.on_epoch, force=force, on_progress=say
+        )
     finally:
         progress.close()
     click.echo(
@@ -48,14 +50,25 @@ def run_training(model: str, out: Path, config) -> None:
 )
 @click.option("--lr", type=float, default=None, help="Adam learning rate [default: the model's].")
 @click.option("--batch-size", type=int, default=None, help="Batch size [default: the model's].")
+@click.option("--force", is_flag=True, help="Train even when checkpoint.pt is up to date.")
 def command(
-    model: str, out: Path | None, epochs: int | None, seed: int, lr: float | None, batch_size: int | None
+    model: str,
+    out: Path | None,
+    epochs: int | None,
+    seed: int,
+    lr: float | None,
+    batch_size: int | None,
+    force: bool,
 ):
     """Train a zoo model on its bundled dataset and write OUT/checkpoint.pt.
 
     Example: onnxpipe train --model cnn --out runs/cnn --epochs 20
     """
     from models.training import TrainConfig
+    from pipeline.rundir import RunDir
 
     out = out or Path("runs") / model
-    run_training(model, out, TrainConfig(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed))
+    config = TrainConfig(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    config.resolved()  # a bad name or value fails before the run directory is created
+    with RunDir(out).lock():
+        run_training(model, out, config, force)

@@ -12,16 +12,16 @@ from validation.parity import DEVICES, FAIL_ON
 from validation.runtimes import RUNTIMES
 
 
-def run_validation(reference, candidates, out: Path, options, locate_threshold: float | None = None) -> bool:
+def run_validation(
+    reference, candidates, out: Path, options, locate_threshold: float | None = None, force: bool = False
+) -> bool:
     """Validate, write the reports, print the summary; return whether parity passed."""
     from pipeline.stages import validate_stage
     from pipeline.ui import echo_parity, say
 
-    report = validate_stage(
-        reference, candidates, out, options, on_progress=say, locate_threshold=locate_threshold
-    )
+    report = validate_stage(reference, candidates, out, options, say, locate_threshold, force)
     echo_parity(report, ", ".join(str(out / n) for n in ("parity.json", "parity.md", "report.html")))
-    return report.passed
+    return report["passed"]
 
 
 @click.command("validate")
@@ -86,6 +86,7 @@ def run_validation(reference, candidates, out: Path, options, locate_threshold: 
     show_default=True,
     help="Relative error that counts as a jump (raise it for int8).",
 )
+@click.option("--force", is_flag=True, help="Validate even when the reports are up to date.")
 def command(
     run_dir: Path | None,
     reference: Path | None,
@@ -102,6 +103,7 @@ def command(
     seed: int | None,
     locate: bool,
     locate_threshold: float,
+    force: bool,
 ) -> None:
     """Check that every artifact computes what the reference computes. Exit code 1 on failure.
 
@@ -152,5 +154,7 @@ def command(
         out = out or reference.parent
     else:
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
-    if not run_validation(ref, cands, out, options, locate_threshold if locate else None):
+    with RunDir(out).lock():
+        passed = run_validation(ref, cands, out, options, locate_threshold if locate else None, force)
+    if not passed:
         sys.exit(EXIT_PARITY_FAILED)

@@ -129,9 +129,10 @@ def test_onnx_reference_that_onnxruntime_cannot_load_runs_on_the_reference_evalu
         helper.make_node("Add", ["x", "x"], ["a"]),
         helper.make_node("Gemm", ["a", "W", "B"], ["y"], broadcast=1),
     ]
-    model = helper.make_model(
-        helper.make_graph(nodes, "old", [x], [y], [w, b]), opset_imports=[helper.make_opsetid("", 6)]
-    )
+    w_in = helper.make_tensor_value_info("W", TensorProto.FLOAT, [4, 3])
+    b_in = helper.make_tensor_value_info("B", TensorProto.FLOAT, [3])
+    graph = helper.make_graph(nodes, "old", [x, w_in, b_in], [y], [w, b])  # IR 3: initializers are inputs too
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 6)])
     model.ir_version = 3
     path = tmp_path / "opset6.onnx"
     onnx.save(model, str(path))
@@ -186,7 +187,9 @@ def test_reference_that_no_runtime_can_run_is_a_usage_error(tmp_path):
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
-    model = helper.make_model(helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"])], "g", [x], [y]))
+    node = helper.make_node("NoSuchOp", ["x"], ["y"], domain="com.example")  # passes onnx.checker
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y]), opset_imports=opsets)
     path = tmp_path / "unknown_op.onnx"
     onnx.save(model, str(path))
     ref = resolve_artifact(path)
