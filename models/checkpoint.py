@@ -41,6 +41,7 @@ class Checkpoint:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = field(default=None, compare=False)  # where it was loaded from (not saved)
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
@@ -78,6 +79,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(path, "is a folder, expected a checkpoint file (.pt)")
     if path.stat().st_size == 0:
         raise CheckpointError(path, "is empty")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if not magic.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
+        raise CheckpointError(
+            path, "not a readable PyTorch checkpoint (neither a torch.save zip archive nor a pickle)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -101,6 +108,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         model_kwargs=dict(payload.get("model_kwargs", {})),
         train_config=dict(payload.get("train_config", {})),
         metrics=dict(payload.get("metrics", {})),
+        path=path,
     )
 
 
@@ -112,7 +120,7 @@ def load_model(source: str | Path | Checkpoint):
             mismatched shapes are named.
     """
     ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
-    where = "checkpoint" if isinstance(source, Checkpoint) else source
+    where = ckpt.path or "checkpoint"
     model = get_architecture(ckpt.model).build(**ckpt.model_kwargs)
     own = model.state_dict()
     missing = [k for k in own if k not in ckpt.state_dict]

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Names of the hostile inputs tried in this session (tests/pipeline/test_hostile_inputs.py).
+HOSTILE_TRIED: list[str] = []
 ONNXPIPE = [sys.executable, "-m", "pipeline"]
 
 
@@ -46,3 +48,11 @@ def cnn_copy(cnn_run, tmp_path) -> Path:
     dest = tmp_path / "cnn"
     shutil.copytree(cnn_run, dest)
     return dest
+
+
+def pytest_terminal_summary(terminalreporter):
+    if HOSTILE_TRIED:
+        terminalreporter.write_line(
+            f"hostile inputs tried: {len(HOSTILE_TRIED)} (each: one error line, documented exit code, "
+            "no traceback, no file written)"
+        )

@@ -166,7 +166,7 @@ def test_make_stage_targets_are_file_targets(cnn_copy):
     assert subprocess.run([*args, "validate"], check=False).returncode == 1
 
 
-@pytest.mark.parametrize("command", ["train", "export", "convert", "validate", "run", "report"])
+@pytest.mark.parametrize("command", ["train", "export", "convert", "validate", "run", "report", "status"])
 def test_every_command_documents_an_example(command):
     assert "Example" in onnxpipe(command, "--help", check=True).stdout
     assert f"onnxpipe {command}" in (ROOT / "README.md").read_text()

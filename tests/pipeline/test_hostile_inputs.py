@@ -1,0 +1,475 @@
+"""The hostile-input catalogue: each case runs the real CLI and must give one error line with the
+problem named, a documented exit code, no traceback, and no file written.
+
+The number of cases tried is printed at the end of the test session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.conftest import HOSTILE_TRIED, onnxpipe
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[Path, Path], list[str]]  # (tmp folder, CNN run dir) -> CLI arguments
+    code: int
+    error: str  # regex the single "Error:" line must match
+
+
+class _Evil:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _ckpt(run: Path, tmp: Path, name: str, edit: Callable[[dict], None]) -> Path:
+    raw = torch.load(run / "checkpoint.pt", weights_only=True)
+    edit(raw)
+    torch.save(raw, tmp / name)
+    return tmp / name
+
+
+def _onnx_with(tmp: Path, name: str, nodes, inputs, outputs, initializers=(), opsets=(("", 17),)) -> Path:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
+    onnx.save(model, str(tmp / name))
+    return tmp / name
+
+
+def _relu(tmp: Path, name: str, shape, dtype=TensorProto.FLOAT, input_name="input") -> Path:
+    x = helper.make_tensor_value_info(input_name, dtype, shape)
+    y = helper.make_tensor_value_info("logits", dtype, shape)
+    return _onnx_with(tmp, name, [helper.make_node("Relu", [input_name], ["logits"])], [x], [y])
+
+
+def _external(tmp: Path, name: str, location: str) -> Path:
+    w = numpy_helper.from_array(np.ones((4,), np.float32), "w")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", location
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 4])
+    return _onnx_with(tmp, name, [helper.make_node("Add", ["input", "w"], ["out"])], [x], [y], [w])
+
+
+def _validate(run: Path, tmp: Path, candidate: Path) -> list[str]:
+    return [
+        "validate",
+        "--reference",
+        str(run / "checkpoint.pt"),
+        "--candidate",
+        str(candidate),
+        "--out",
+        str(tmp / "report"),
+    ]
+
+
+def _config(tmp: Path, text: str) -> list[str]:
+    (tmp / "c.toml").write_text(text)
+    return ["run", "--out", str(tmp / "run"), "--config", str(tmp / "c.toml")]
+
+
+CASES = [
+    # --- checkpoints
+    Case("checkpoint missing", lambda t, r: ["export", str(t / "nope.pt")], 2, r"nope\.pt: no such file"),
+    Case("checkpoint empty", lambda t, r: ["export", str(_write(t / "e.pt", b""))], 2, r"e\.pt: is empty"),
+    Case(
+        "checkpoint garbage",
+        lambda t, r: ["export", str(_write(t / "g.pt", os.urandom(4096)))],
+        2,
+        r"g\.pt: (not a readable PyTorch checkpoint|refused)",
+    ),
+    Case(
+        "checkpoint truncated",
+        lambda t, r: ["export", str(_write(t / "t.pt", (r / "checkpoint.pt").read_bytes()[:3000]))],
+        2,
+        r"t\.pt: not a readable PyTorch checkpoint",
+    ),
+    Case(
+        "checkpoint pickle that runs code",
+        lambda t, r: (
+            torch.save({"x": _Evil(str(t / "pwned"))}, t / "evil.pt"),
+            ["export", str(t / "evil.pt")],
+        )[1],
+        2,
+        r"evil\.pt: refused",
+    ),
+    Case(
+        "checkpoint plain state dict",
+        lambda t, r: (torch.save({"w": torch.ones(2)}, t / "sd.pt"), ["export", str(t / "sd.pt")])[1],
+        2,
+        r"sd\.pt: not an onnxpipe checkpoint",
+    ),
+    Case(
+        "checkpoint of another architecture",
+        lambda t, r: ["export", str(_ckpt(r, t, "arch.pt", lambda d: d.update(model="mlp")))],
+        2,
+        r"arch\.pt: does not fit architecture 'mlp': missing keys",
+    ),
+    Case(
+        "checkpoint with unknown model",
+        lambda t, r: ["export", str(_ckpt(r, t, "vgg.pt", lambda d: d.update(model="vgg")))],
+        2,
+        r"unknown model 'vgg'; valid: cnn, mlp",
+    ),
+    Case(
+        "checkpoint of a future format",
+        lambda t, r: [
+            "export",
+            str(_ckpt(r, t, "v9.pt", lambda d: d.update(format="onnxpipe-checkpoint/9"))),
+        ],
+        2,
+        r"v9\.pt: checkpoint format",
+    ),
+    Case("run directory without checkpoint", lambda t, r: ["export", str(t)], 2, r"has no checkpoint\.pt"),
+    Case(
+        "ONNX file given to export",
+        lambda t, r: ["export", str(r / "model.onnx"), "--out", str(t / "x.onnx")],
+        2,
+        r"model\.onnx: not a readable PyTorch checkpoint \(neither a torch\.save zip archive nor a pickle\)",
+    ),
+    # --- ONNX files
+    Case(
+        "ONNX garbage bytes",
+        lambda t, r: ["convert", str(_write(t / "g.onnx", b"\x12\x34garbage" * 50)), "--out", str(t / "o")],
+        2,
+        r"g\.onnx: not a readable ONNX model",
+    ),
+    Case(
+        "ONNX empty",
+        lambda t, r: ["convert", str(_write(t / "e.onnx", b"")), "--out", str(t / "o")],
+        2,
+        r"e\.onnx: is empty",
+    ),
+    Case(
+        "ONNX truncated",
+        lambda t, r: [
+            "convert",
+            str(_write(t / "t.onnx", (r / "model.onnx").read_bytes()[:2000])),
+            "--out",
+            str(t / "o"),
+        ],
+        2,
+        r"t\.onnx: (not a readable ONNX model|invalid ONNX graph)",
+    ),
+    Case(
+        "ONNX invalid graph",
+        lambda t, r: [
+            "convert",
+            str(
+                _onnx_with(
+                    t,
+                    "bad.onnx",
+                    [helper.make_node("Relu", ["nowhere"], ["y"])],
+                    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+                )
+            ),
+            "--out",
+            str(t / "o"),
+        ],
+        2,
+        r"bad\.onnx: invalid ONNX graph",
+    ),
+    Case(
+        "ONNX op the backend lacks",
+        lambda t, r: [
+            "convert",
+            str(
+                _onnx_with(
+                    t,
+                    "op.onnx",
+                    [helper.make_node("MyOp", ["x"], ["y"], domain="com.example")],
+                    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                    opsets=(("", 17), ("com.example", 1)),
+                )
+            ),
+            "--out",
+            str(t / "o"),
+        ],
+        1,
+        r"op\.onnx: the onnx2tf backend cannot convert op\(s\) com\.example::MyOp",
+    ),
+    Case(
+        "ONNX external data outside its folder",
+        lambda t, r: ["convert", str(_external(t, "ext.onnx", "../../../etc/passwd")), "--out", str(t / "o")],
+        2,
+        r"ext\.onnx: external data '\.\./\.\./\.\./etc/passwd' of tensor 'w' is outside the model's folder; refused",
+    ),
+    Case(
+        "ONNX external data absolute path",
+        lambda t, r: ["convert", str(_external(t, "abs.onnx", "/etc/hostname")), "--out", str(t / "o")],
+        2,
+        r"abs\.onnx: external data '/etc/hostname' .* refused",
+    ),
+    Case(
+        "ONNX external data missing",
+        lambda t, r: ["convert", str(_external(t, "miss.onnx", "weights.bin")), "--out", str(t / "o")],
+        2,
+        r"miss\.onnx: external data 'weights\.bin' of tensor 'w' is missing",
+    ),
+    # --- TFLite and SavedModel files
+    Case(
+        "TFLite garbage",
+        lambda t, r: _validate(r, t, _write(t / "g.tflite", os.urandom(2048))),
+        2,
+        r"g\.tflite: cannot be loaded as tflite",
+    ),
+    Case(
+        "TFLite truncated",
+        lambda t, r: _validate(r, t, _write(t / "t.tflite", (r / "model_fp32.tflite").read_bytes()[:5000])),
+        2,
+        r"t\.tflite: cannot be loaded as tflite",
+    ),
+    Case(
+        "TFLite empty",
+        lambda t, r: _validate(r, t, _write(t / "e.tflite", b"")),
+        2,
+        r"e\.tflite: cannot be loaded as tflite",
+    ),
+    Case(
+        "SavedModel garbage",
+        lambda t, r: (
+            (t / "sm").mkdir(),
+            _write(t / "sm" / "saved_model.pb", b"junk"),
+            _validate(r, t, t / "sm"),
+        )[2],
+        2,
+        r"sm: cannot be loaded as tf_saved_model",
+    ),
+    Case(
+        "folder that is no artifact",
+        lambda t, r: ((t / "empty").mkdir(), _validate(r, t, t / "empty"))[1],
+        2,
+        r"empty: is a folder but not a SavedModel",
+    ),
+    Case(
+        "unknown artifact type",
+        lambda t, r: _validate(r, t, _write(t / "model.txt", b"hi")),
+        2,
+        r"model\.txt: unknown artifact type '\.txt'",
+    ),
+    # --- validate: inputs that do not fit the reference
+    Case(
+        "candidate with another input name",
+        lambda t, r: _validate(r, t, _relu(t, "name.onnx", ["batch", 1, 8, 8], input_name="x")),
+        2,
+        r"name\.onnx: inputs \['x'\] differ from the reference's \['input'\]",
+    ),
+    Case(
+        "candidate with another input shape",
+        lambda t, r: _validate(r, t, _relu(t, "shape.onnx", ["batch", 1, 9, 9])),
+        2,
+        r"shape\.onnx: input 'input': shape \['batch', 1, 9, 9\], expected \['batch', 1, 8, 8\]",
+    ),
+    Case(
+        "candidate with another input dtype",
+        lambda t, r: _validate(r, t, _relu(t, "dtype.onnx", ["batch", 1, 8, 8], TensorProto.DOUBLE)),
+        2,
+        r"dtype\.onnx: input 'input': dtype float64, expected float32",
+    ),
+    Case(
+        "TFLite of another model",
+        lambda t, r: _validate(r, t, _mlp_tflite(t)),
+        2,
+        r"does not match the reference's interface",
+    ),
+    # --- names and flags
+    Case(
+        "unknown model",
+        lambda t, r: ["train", "--model", "resnet", "--out", str(t / "o")],
+        2,
+        r"unknown model 'resnet'; valid: cnn, mlp",
+    ),
+    Case(
+        "unknown precision",
+        lambda t, r: ["convert", str(r / "model.onnx"), "--precision", "int4", "--out", str(t / "o")],
+        2,
+        r"unknown precision 'int4'",
+    ),
+    Case(
+        "unknown target",
+        lambda t, r: ["convert", str(r / "model.onnx"), "--to", "keras", "--out", str(t / "o")],
+        2,
+        r"unknown target 'keras'",
+    ),
+    Case(
+        "unknown backend",
+        lambda t, r: ["convert", str(r / "model.onnx"), "--backend", "tvm", "--out", str(t / "o")],
+        2,
+        r"Invalid value for '--backend': 'tvm'",
+    ),
+    Case(
+        "unknown runtime",
+        lambda t, r: ["validate", str(r), "--runtimes", "tensorrt", "--out", str(t / "o")],
+        2,
+        r"unknown runtime 'tensorrt'; valid:",
+    ),
+    Case(
+        "unknown device",
+        lambda t, r: ["validate", str(r), "--devices", "cpu,tpu", "--out", str(t / "o")],
+        2,
+        r"unknown device 'tpu'; valid: cpu, cuda",
+    ),
+    Case(
+        "unknown exporter",
+        lambda t, r: ["export", str(r), "--exporter", "jit", "--out", str(t / "m.onnx")],
+        2,
+        r"'jit' is not one of 'dynamo', 'torchscript'",
+    ),
+    Case(
+        "conflicting validate flags",
+        lambda t, r: ["validate", str(r), "--reference", str(r / "checkpoint.pt"), "--out", str(t / "o")],
+        2,
+        r"either RUN_DIR or --reference/--candidate, not both",
+    ),
+    Case(
+        "reference without candidate",
+        lambda t, r: ["validate", "--reference", str(r / "checkpoint.pt"), "--out", str(t / "o")],
+        2,
+        r"give RUN_DIR, or --reference and at least one --candidate",
+    ),
+    Case(
+        "bad batch sweep",
+        lambda t, r: ["validate", str(r), "--sweep", "1,x", "--out", str(t / "o")],
+        2,
+        r"--sweep: got '1,x'",
+    ),
+    Case(
+        "zero batch",
+        lambda t, r: ["validate", str(r), "--batch", "0", "--out", str(t / "o")],
+        2,
+        r"batch sizes must be >= 1",
+    ),
+    Case("zero epochs", lambda t, r: ["train", "--epochs", "0", "--out", str(t / "o")], 2, r"epochs: got 0"),
+    Case(
+        "opset out of range",
+        lambda t, r: ["export", str(r), "--opset", "99", "--out", str(t / "m.onnx")],
+        2,
+        r"opset: got 99",
+    ),
+    # --- output locations
+    Case(
+        "output folder under a file",
+        lambda t, r: ["convert", str(r / "model.onnx"), "--out", str(_write(t / "afile", b"x") / "sub")],
+        2,
+        r"afile/sub: cannot create the run directory",
+    ),
+    Case(
+        "output folder is a file",
+        lambda t, r: ["train", "--out", str(_write(t / "taken", b"x"))],
+        2,
+        r"taken: exists and is not a folder",
+    ),
+    # --- configuration and run-directory files
+    Case(
+        "config with unknown key",
+        lambda t, r: _config(t, "[train]\nepoch = 3\n"),
+        2,
+        r"c\.toml \[train\]: unknown keys \['epoch'\]",
+    ),
+    Case(
+        "config with unknown section",
+        lambda t, r: _config(t, "[deploy]\nx = 1\n"),
+        2,
+        r"c\.toml: unknown sections \['deploy'\]",
+    ),
+    Case("config not TOML", lambda t, r: _config(t, "[train\nepochs=\n"), 2, r"c\.toml: not valid TOML"),
+    Case(
+        "config with a bad value",
+        lambda t, r: _config(t, '[validate]\nfail_on = "sometimes"\n'),
+        2,
+        r"unknown fail-on value 'sometimes'",
+    ),
+    Case(
+        "config missing",
+        lambda t, r: ["run", "--out", str(t / "run"), "--config", str(t / "none.toml")],
+        2,
+        r"none\.toml: no such config file",
+    ),
+    Case(
+        "corrupted manifest",
+        lambda t, r: (
+            shutil.copytree(r, t / "copy"),
+            _write(t / "copy" / "manifest.json", b"{not json"),
+            ["validate", str(t / "copy")],
+        )[2],
+        2,
+        r"manifest\.json: not valid JSON",
+    ),
+    Case(
+        "parity.json that is no report",
+        lambda t, r: (_write(t / "parity.json", b'{"passed": true}'), ["report", str(t)])[1],
+        2,
+        r"parity\.json: not an onnxpipe parity report",
+    ),
+    Case(
+        "status of a missing run directory",
+        lambda t, r: ["status", str(t / "none")],
+        2,
+        r"none: no such run directory",
+    ),
+]
+
+
+def _mlp_tflite(tmp: Path) -> Path:
+    """A TFLite file of a 2-D model: its [batch, 64] input fits no layout of the CNN's [batch, 1, 8, 8]."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: tf.nn.relu(x), input_signature=[tf.TensorSpec([None, 64], tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
+    return _write(tmp / "mlp.tflite", converter.convert())
+
+
+def _tree(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if "__pycache__" not in p.parts}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_input(case: Case, cnn_run: Path, tmp_path: Path):
+    argv = case.build(tmp_path, cnn_run)
+    before, run_before = _tree(tmp_path), _tree(cnn_run)
+    manifest_before = (cnn_run / "manifest.json").read_bytes()
+    proc = onnxpipe(*argv)
+    HOSTILE_TRIED.append(case.name)
+    assert proc.returncode == case.code, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, proc.stderr
+    assert re.search(case.error, errors[0]), errors[0]
+    assert _tree(tmp_path) == before, "files were written"
+    assert _tree(cnn_run) == run_before and (cnn_run / "manifest.json").read_bytes() == manifest_before
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_catalogue_is_large_and_documented():
+    from tests.conftest import ROOT
+
+    assert len(CASES) >= 30
+    assert len({c.name for c in CASES}) == len(CASES)
+    assert f"{len(CASES)} hostile inputs" in (ROOT / "README.md").read_text()
+    json.dumps([c.name for c in CASES])

@@ -1,0 +1,83 @@
+"""Interrupted stages, repeated runs, concurrent runs: nothing is lost or half-written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from models.fs import sha256_path
+from pipeline.rundir import RunDir
+from tests.conftest import ROOT, onnxpipe
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: sha256_path(p) for p in folder.iterdir() if not p.name.startswith(".")}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_conversion_leaves_the_previous_artifacts_intact(cnn_copy, sig):
+    before = _hashes(cnn_copy)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "convert",
+            str(cnn_copy / "model.onnx"),
+            "--out",
+            str(cnn_copy),
+            "--force",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(cnn_copy.glob(".onnx2tf-*/out")) and time.monotonic() < deadline:  # onnx2tf is at work
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    assert list(cnn_copy.glob(".onnx2tf-*")), "the conversion never started"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _hashes(cnn_copy) == before  # every artifact and the manifest as they were
+    assert not [p.name for p in cnn_copy.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    assert onnxpipe("status", str(cnn_copy)).returncode == 0
+
+
+def test_a_second_onnxpipe_on_the_same_run_directory_is_refused(cnn_copy):
+    with RunDir(cnn_copy).lock():
+        proc = onnxpipe("validate", str(cnn_copy), "--force")
+        assert proc.returncode == 3
+        assert f"is in use by onnxpipe pid {os.getpid()}" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (cnn_copy / ".lock").exists()
+    assert onnxpipe("validate", str(cnn_copy), "--devices", "cpu", "--force").returncode == 0
+
+
+def test_rerun_skips_up_to_date_stages_and_status_says_why_others_are_stale(cnn_copy):
+    proc = onnxpipe("run", "--model", "cnn", "--out", str(cnn_copy), check=True)
+    for stage in ("train", "export", "convert", "validate"):
+        assert f"{stage}: up to date" in proc.stderr
+    assert onnxpipe("status", str(cnn_copy), check=True).stdout.count("up to date") == 4
+    with (cnn_copy / "model_fp16.tflite").open("ab") as f:
+        f.write(b"tampered")
+    status = onnxpipe("status", str(cnn_copy))
+    assert status.returncode == 1
+    assert "convert   stale: output model_fp16.tflite was modified" in status.stdout
+    proc = onnxpipe("convert", str(cnn_copy / "model.onnx"), "--out", str(cnn_copy), check=True)
+    assert "convert: runs again: output model_fp16.tflite was modified" in proc.stderr
+    proc = onnxpipe("export", str(cnn_copy), "--opset", "17", check=True)
+    assert "export: runs again: options changed" in proc.stderr
+    proc = onnxpipe("export", str(cnn_copy), "--opset", "17", check=True)
+    assert "export: up to date" in proc.stderr
+    proc = onnxpipe("export", str(cnn_copy), "--opset", "17", "--force", check=True)
+    assert "up to date" not in proc.stderr
