@@ -1,7 +1,9 @@
 """Bundled datasets: nothing is downloaded.
 
 ``digits`` is scikit-learn's copy of the UCI handwritten digits (1,797 8x8 grey images, 10
-classes) that ships inside the scikit-learn package. Pixels are scaled from 0..16 to 0..1. The
+classes) that ships inside the scikit-learn package. Pixels are scaled from 0..16 to 0..1.
+``digits-rgb96`` is the same images upsampled to 96x96 and repeated over three channels, for
+models that expect RGB images of a realistic size. The
 train/validation split is stratified and fixed (its seed is not the training seed), so every run
 and every tool validates on the same images.
 """
@@ -20,7 +22,7 @@ __all__ = ["DATASETS", "SPLIT_SEED", "Dataset", "load_dataset", "model_arrays"]
 
 SPLIT_SEED = 20240607
 VALIDATION_FRACTION = 0.2
-DATASETS = ("digits",)
+DATASETS = ("digits", "digits-rgb96")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,18 @@ def _digits() -> tuple[Dataset, Dataset]:
     return Dataset(x_tr, y_tr), Dataset(x_va, y_va)
 
 
+@functools.cache
+def _digits_rgb96() -> tuple[Dataset, Dataset]:
+    """The digits upsampled 12x (nearest) to 96x96 and repeated over 3 channels: [N, 3, 96, 96]."""
+
+    def grow(ds: Dataset) -> Dataset:
+        x = np.repeat(np.repeat(ds.x, 12, axis=2), 12, axis=3)
+        return Dataset(np.ascontiguousarray(np.repeat(x, 3, axis=1)), ds.y)
+
+    train, validation = _digits()
+    return grow(train), grow(validation)
+
+
 def load_dataset(name: str, split: str) -> Dataset:
     """The ``train`` or ``validation`` split of a bundled dataset."""
     if name not in DATASETS:
@@ -55,7 +69,7 @@ def load_dataset(name: str, split: str) -> Dataset:
     splits = {"train": 0, "validation": 1}
     if split not in splits:
         raise UnknownNameError("split", split, splits)
-    return _digits()[splits[split]]
+    return (_digits_rgb96 if name == "digits-rgb96" else _digits)()[splits[split]]
 
 
 def model_arrays(spec: ModelSpec, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ __all__ = ["ARCHITECTURES", "Architecture", "TrainDefaults", "get_architecture"]
 ARCHITECTURES: dict[str, str] = {
     "mlp": "models.mlp",
     "cnn": "models.cnn",
+    "mobilenet": "models.mobilenet",
 }
 
 

@@ -26,6 +26,7 @@ COMMANDS = {
     "run": "Every stage: train, export, convert, validate.",
     "report": "Regenerate parity.md and report.html from parity.json.",
     "status": "Show which stages of a run directory are up to date, and why not.",
+    "bench": "Time every artifact on every runtime: latency, throughput, GFLOP/s, size, accuracy.",
 }
 
 

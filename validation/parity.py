@@ -27,7 +27,15 @@ from validation.inputs import InputConfig, ValidationInputs, build_inputs
 from validation.metrics import Metrics, compare, error_histogram, worst
 from validation.runtimes import RUNTIMES, RUNTIMES_BY_FORMAT, get_runtime
 
-__all__ = ["DEVICES", "FAIL_ON", "ParityReport", "ParityResult", "ValidateOptions", "validate"]
+__all__ = [
+    "DEVICES",
+    "FAIL_ON",
+    "ParityReport",
+    "ParityResult",
+    "ValidateOptions",
+    "runtime_rows",
+    "validate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -328,13 +336,21 @@ def _rows(reference: Artifact, candidates: Sequence[Artifact], options: Validate
             and (options.runtimes is None or ref_runtime.name in options.runtimes)
         ):
             yield reference, ref_runtime, device
-    for art in candidates:
+    yield from runtime_rows(candidates, options.runtimes, options.devices)
+
+
+def runtime_rows(artifacts: Sequence[Artifact], runtimes: Sequence[str] | None, devices: Sequence[str]):
+    """(artifact, runtime class, device) for every runtime that runs each artifact, on each device it supports.
+
+    ``runtimes`` keeps only the runtimes named (``None``: every runtime registered for the format).
+    """
+    for art in artifacts:
         names = RUNTIMES_BY_FORMAT[art.format]
-        if options.runtimes is not None:
-            names = tuple(n for n in options.runtimes if art.format in get_runtime(n).formats)
+        if runtimes is not None:
+            names = tuple(n for n in runtimes if art.format in get_runtime(n).formats)
         for name in names:
             cls = get_runtime(name)
-            for device in options.devices:
+            for device in devices:
                 if device in cls.devices:
                     yield art, cls, device
 

@@ -8,7 +8,7 @@ from models.registry import ARCHITECTURES, get_architecture
 from models.spec import ModelSpec
 
 # Every registered architecture must be exercised end to end somewhere in the suite.
-END_TO_END_TESTED = {"cnn", "mlp"}
+END_TO_END_TESTED = {"cnn", "mlp", "mobilenet"}
 
 
 def test_every_registered_model_has_an_end_to_end_test():
@@ -46,6 +46,13 @@ def test_digits_split_is_fixed_stratified_and_bundled():
     train_rows = {r.tobytes() for r in train.x.reshape(len(train), -1)}
     overlap = sum(r.tobytes() in train_rows for r in val.x.reshape(len(val), -1))
     assert overlap <= 2  # the UCI set holds a couple of duplicate images; the split itself is disjoint
+
+
+def test_rgb96_digits_are_the_digits_upsampled():
+    small, big = load_dataset("digits", "validation"), load_dataset("digits-rgb96", "validation")
+    assert big.x.shape == (360, 3, 96, 96)
+    np.testing.assert_array_equal(big.y, small.y)
+    np.testing.assert_array_equal(big.x[:, 1, ::12, ::12], small.x[:, 0])
 
 
 def test_unknown_dataset_and_split():

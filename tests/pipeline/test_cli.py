@@ -166,7 +166,9 @@ def test_make_stage_targets_are_file_targets(cnn_copy):
     assert subprocess.run([*args, "validate"], check=False).returncode == 1
 
 
-@pytest.mark.parametrize("command", ["train", "export", "convert", "validate", "run", "report", "status"])
+@pytest.mark.parametrize(
+    "command", ["train", "export", "convert", "validate", "run", "report", "status", "bench"]
+)
 def test_every_command_documents_an_example(command):
     assert "Example" in onnxpipe(command, "--help", check=True).stdout
     assert f"onnxpipe {command}" in (ROOT / "README.md").read_text()
@@ -178,3 +180,16 @@ def test_re_export_forgets_artifacts_converted_from_the_old_onnx(cnn_copy):
     assert set(manifest["artifacts"]) == {"model.onnx"}  # the TF artifacts came from the previous ONNX file
     proc = onnxpipe("validate", str(cnn_copy), check=True)
     assert "model_fp16.tflite" not in proc.stdout and "model.onnx" in proc.stdout
+
+
+@pytest.mark.slow
+def test_mobilenet_end_to_end(tmp_path):
+    out = tmp_path / "mobilenet"
+    proc = onnxpipe("run", "--model", "mobilenet", "--out", str(out), "--epochs", "1", "--fail-on", "fp32")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "parity.json").read_text())
+    rows = {(r["artifact"], r["runtime"]): r for r in report["results"]}
+    assert rows[("model_fp32.tflite", "ai-edge-litert")]["status"] == "pass"
+    assert rows[("saved_model", "tensorflow")]["status"] == "pass"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["artifacts"]["model_fp32.tflite"]["inputs"][0]["layout"] == "NHWC"

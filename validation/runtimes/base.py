@@ -36,7 +36,7 @@ class Runtime(abc.ABC):
     packages: ClassVar[tuple[str, ...]] = ()
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
-    def __init__(self, artifact: Artifact, device: str = "cpu"):
+    def __init__(self, artifact: Artifact, device: str = "cpu", threads: int | None = None):
         if artifact.format not in self.formats:
             raise UsageError(
                 f"{artifact.path}: runtime {self.name!r} runs {sorted(map(str, self.formats))}, "
@@ -44,6 +44,7 @@ class Runtime(abc.ABC):
             )
         self.artifact = artifact
         self.device = device
+        self.threads = threads  # None: the runtime's own default
         self._loaded = False
 
     @classmethod

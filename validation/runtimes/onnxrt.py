@@ -31,7 +31,12 @@ class OnnxRuntime(Runtime):
     def _load(self) -> None:
         import onnxruntime as ort
 
-        self._session = ort.InferenceSession(str(self.artifact.path), providers=_PROVIDERS[self.device])
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
+        self._session = ort.InferenceSession(
+            str(self.artifact.path), options, providers=_PROVIDERS[self.device]
+        )
         self._output_names = [b.artifact_name for b in self.artifact.outputs]
 
     @property

@@ -27,6 +27,10 @@ class PyTorchRuntime(Runtime):
     def _load(self) -> None:
         from models.checkpoint import load_model
 
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
         self._model = load_model(self.artifact.path).to(self.device)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:

@@ -30,6 +30,12 @@ class TensorFlowRuntime(Runtime):
         import tensorflow as tf
 
         self._tf = tf
+        if self.threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # TensorFlow already started in this process: its pools are fixed
+                pass
         self._tf_device = "/GPU:0" if self.device == "cuda" else "/CPU:0"
         self._model = tf.saved_model.load(str(self.artifact.path))
         self._fn = self._model.signatures["serving_default"]

@@ -33,7 +33,7 @@ class LiteRtRuntime(Runtime):
         )
 
     def _load(self) -> None:
-        self._interp = self._interpreter(num_threads=1)
+        self._interp = self._interpreter(num_threads=self.threads or 1)
         self._interp.allocate_tensors()
         self._inputs = {d["name"]: d for d in self._interp.get_input_details()}
         self._outputs = {d["name"]: d for d in self._interp.get_output_details()}

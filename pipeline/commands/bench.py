@@ -1,0 +1,62 @@
+"""``onnxpipe bench``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from validation.parity import DEVICES
+from validation.runtimes import RUNTIMES
+
+
+@click.command("bench")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--threads", type=int, default=1, show_default=True, help="Threads per runtime (the same for all)."
+)
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed calls first.")
+@click.option("--iters", type=int, default=100, show_default=True, help="Timed calls.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Batch size of each call.")
+@click.option("--devices", default="cpu", show_default=True, help="Comma list of: cpu, cuda.")
+@click.option(
+    "--runtimes",
+    default=None,
+    help=f"Comma list [default: every runtime of each format]: {', '.join(RUNTIMES)}.",
+)
+def command(
+    run_dir: Path, threads: int, warmup: int, iters: int, batch: int, devices: str, runtimes: str | None
+) -> None:
+    """Time every artifact of RUN_DIR on every runtime: latency, throughput, GFLOP/s, size, accuracy.
+
+    Writes RUN_DIR/bench.json and RUN_DIR/bench.md.
+
+    Example: onnxpipe bench runs/cnn --threads 1 --iters 200 --batch 1
+    """
+    from models.fs import atomic_path, write_json
+    from pipeline.commands.options import csv_choice
+    from pipeline.rundir import RunDir
+    from pipeline.stages import run_dir_artifacts
+    from pipeline.ui import say
+    from validation.bench import BenchOptions, bench, render_bench_markdown
+    from validation.macs import count_macs
+
+    options = BenchOptions(
+        threads=threads,
+        warmup=warmup,
+        iters=iters,
+        batch=batch,
+        devices=csv_choice(devices, DEVICES, "device"),
+        runtimes=csv_choice(runtimes, tuple(RUNTIMES), "runtime") if runtimes else None,
+    )
+    run = RunDir(run_dir)
+    reference, candidates = run_dir_artifacts(run)
+    onnx = next((a for a in (reference, *candidates) if a.format == "onnx"), None)
+    macs = count_macs(onnx.path) if onnx else None
+    with run.lock():
+        doc = bench([reference, *candidates], macs, options, on_progress=say)
+        write_json(run.path / "bench.json", doc)
+        text = render_bench_markdown(doc)
+        with atomic_path(run.path / "bench.md") as tmp:
+            tmp.write_text(text)
+    click.echo(text)

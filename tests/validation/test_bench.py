@@ -1,0 +1,43 @@
+import json
+
+import pytest
+
+from models.errors import UnknownNameError, UsageError
+from tests.conftest import onnxpipe
+from validation.bench import BenchOptions
+from validation.macs import count_macs
+
+
+def test_macs_of_the_cnn_match_a_hand_count(cnn_run):
+    conv1, conv2, linear = 8 * 8 * 16 * (1 * 3 * 3), 8 * 8 * 32 * (16 * 3 * 3), 10 * 512
+    assert count_macs(cnn_run / "model.onnx") == conv1 + conv2 + linear
+
+
+def test_bench_times_every_artifact_on_every_runtime(cnn_copy):
+    proc = onnxpipe(
+        "bench", str(cnn_copy), "--iters", "5", "--warmup", "1", "--devices", "cpu,cuda", check=True
+    )
+    doc = json.loads((cnn_copy / "bench.json").read_text())
+    assert doc["macs_per_sample"] == 309248 and doc["options"]["iters"] == 5
+    rows = {(r["artifact"], r["runtime"], r["device"]): r for r in doc["results"]}
+    assert ("checkpoint.pt", "pytorch", "cpu") in rows and (
+        "model_fp16.tflite",
+        "ai-edge-litert-ref",
+        "cpu",
+    ) in rows
+    for key, r in rows.items():
+        if key[2] == "cuda":
+            assert r["status"] == "unavailable" and r["message"]
+            continue
+        assert r["status"] == "ok", r
+        assert 0 < r["p50_ms"] <= r["p90_ms"] and r["throughput"] > 0 and r["gflops"] > 0
+        assert r["accuracy"] > 0.95 and r["size_bytes"] > 1000
+    assert "| `model_fp32.tflite` | ai-edge-litert | cpu | fp32 | ok |" in (cnn_copy / "bench.md").read_text()
+    assert "309,248 MACs per sample" in proc.stdout
+
+
+def test_bench_options_are_checked():
+    with pytest.raises(UsageError, match="iters: got 0"):
+        BenchOptions(iters=0)
+    with pytest.raises(UnknownNameError, match="unknown device 'tpu'"):
+        BenchOptions(devices=("tpu",))
