@@ -23,16 +23,27 @@ from pathlib import Path
 import numpy as np
 
 from converters.layout import bind_tensors
+from converters.saved_model_to_tflite import QUANTIZED_PRECISIONS
 from models.artifact import Artifact, Format
-from models.errors import ConversionError, UsageError
+from models.errors import ConversionError, UnknownNameError, UsageError
 from models.fs import atomic_path
 
-__all__ = ["ONNX2TF_PRECISIONS", "TFConvertOptions", "convert_onnx2tf", "tflite_name", "unsupported_ops"]
+__all__ = [
+    "ONNX2TF_PRECISIONS",
+    "PRECISIONS",
+    "TFConvertOptions",
+    "convert_onnx2tf",
+    "tflite_name",
+    "unsupported_ops",
+]
 
 log = logging.getLogger(__name__)
 
-#: Precisions this backend writes now, with onnx2tf's own file suffix for each.
+#: Precisions onnx2tf writes, with its own file suffix for each.
 ONNX2TF_PRECISIONS = {"fp32": "float32", "fp16": "float16"}
+#: Every TFLite precision of this hop: onnx2tf's, then TensorFlow's converter's quantized ones.
+PRECISIONS = (*ONNX2TF_PRECISIONS, *QUANTIZED_PRECISIONS)
+_CALIBRATION_SAMPLES = 200
 _CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 _WORKER = Path(__file__).with_name("onnx2tf_worker.py")
 
@@ -57,12 +68,9 @@ class TFConvertOptions:
     timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
-        bad = [p for p in self.precisions if p not in ONNX2TF_PRECISIONS]
+        bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
-            raise UsageError(
-                f"precision {bad[0]!r} is not supported by the onnx2tf backend yet; "
-                f"supported: {', '.join(ONNX2TF_PRECISIONS)}"
-            )
+            raise UnknownNameError("precision", bad[0], PRECISIONS)
         if not self.saved_model and not self.precisions:
             raise UsageError("nothing to convert: no SavedModel and no TFLite precision asked for")
 
@@ -99,18 +107,16 @@ def _calibration_images() -> np.ndarray:
     return np.ascontiguousarray(np.repeat(x[..., None], 3, axis=-1), dtype=np.float32)
 
 
-def _run_worker(onnx_path: Path, work: Path, timeout_s: float) -> dict:
-    work = work.resolve()
-    model = work / "model.onnx"
-    shutil.copyfile(onnx_path, model)
-    np.save(work / _CALIBRATION_FILE, _calibration_images())
-    request = {"onnx": str(model), "out_dir": str(work / "out"), "options": {}}
+def _call_worker(request: dict, work: Path, timeout_s: float, source: Path, what: str) -> dict:
+    """Run the worker on ``request`` in ``work``; its result, or a ConversionError with its log's tail."""
     (work / "request.json").write_text(json.dumps(request))
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    log_path = work / "onnx2tf.log"
-    cmd = [sys.executable, str(_WORKER), str(work / "request.json"), str(work / "result.json")]
+    log_path = work / f"{what}.log"
+    result_path = work / "result.json"
+    result_path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(_WORKER), str(work / "request.json"), str(result_path)]
     with log_path.open("w") as log_file:
         try:
             proc = subprocess.run(
@@ -123,14 +129,46 @@ def _run_worker(onnx_path: Path, work: Path, timeout_s: float) -> dict:
                 check=False,
             )
         except subprocess.TimeoutExpired as e:
-            raise ConversionError(f"{onnx_path}: onnx2tf did not finish within {timeout_s:.0f} s") from e
-    result_path = work / "result.json"
+            raise ConversionError(f"{source}: {what} did not finish within {timeout_s:.0f} s") from e
     result = json.loads(result_path.read_text()) if result_path.exists() else {"ok": False}
     if proc.returncode != 0 or not result.get("ok"):
         tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-15:])
         reason = result.get("error") or f"worker exited with code {proc.returncode}"
-        raise ConversionError(f"{onnx_path}: onnx2tf failed: {reason}\n--- last lines of its log ---\n{tail}")
+        raise ConversionError(f"{source}: {what} failed: {reason}\n--- last lines of its log ---\n{tail}")
     return result
+
+
+def _run_onnx2tf(onnx_path: Path, work: Path, timeout_s: float) -> dict:
+    model = work / "model.onnx"
+    shutil.copyfile(onnx_path, model)
+    np.save(work / _CALIBRATION_FILE, _calibration_images())
+    request = {"mode": "convert", "onnx": str(model), "out_dir": str(work / "out"), "options": {}}
+    return _call_worker(request, work, timeout_s, onnx_path, "onnx2tf")
+
+
+def _run_quantize(
+    spec, saved_model: Path, bindings, precisions, work: Path, timeout_s: float, source: Path
+) -> dict:
+    """int8 TFLite files from the SavedModel, calibrated on training-split samples in its layout."""
+    from models.data import model_arrays
+
+    calibration = {}
+    if "int8" in precisions:
+        if not spec.dataset or len(spec.inputs) != 1:
+            raise UsageError(
+                f"{source}: int8 needs calibration samples, and this model has no bundled dataset"
+            )
+        x, _ = model_arrays(spec, "train")
+        sample = bindings[0].to_artifact(x[:_CALIBRATION_SAMPLES])
+        np.save(work / "calibration.npy", np.ascontiguousarray(sample))
+        calibration = {bindings[0].artifact_name: str(work / "calibration.npy")}
+    request = {
+        "mode": "quantize",
+        "saved_model": str(saved_model),
+        "outputs": {p: str(work / tflite_name(p)) for p in precisions},
+        "calibration": calibration,
+    }
+    return _call_worker(request, work, timeout_s, source, "quantization")
 
 
 def convert_onnx2tf(
@@ -158,45 +196,65 @@ def convert_onnx2tf(
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = onnx.spec
     with tempfile.TemporaryDirectory(prefix=".onnx2tf-", dir=out_dir) as tmp:
-        work = Path(tmp)
+        work = Path(tmp).resolve()
         log.info("onnx2tf: converting %s", onnx.path)
-        result = _run_worker(onnx.path, work, options.timeout_s)
+        result = _run_onnx2tf(onnx.path, work, options.timeout_s)
         produced = work / "out"
-        described_sm = result["saved_model"]
-        sm_binding = (
-            bind_tensors(spec.inputs, described_sm["inputs"], channels_last=True),
-            bind_tensors(spec.outputs, described_sm["outputs"], channels_last=True, match_names=False),
+        sm_inputs = bind_tensors(spec.inputs, result["saved_model"]["inputs"], channels_last=True)
+        sm_outputs = bind_tensors(
+            spec.outputs, result["saved_model"]["outputs"], channels_last=True, match_names=False
         )
-        tflites = {}
-        for precision in options.precisions:
+        files: dict[str, tuple[Path, dict, str]] = {}  # precision -> (file in work, description, backend)
+        for precision in (p for p in options.precisions if p in ONNX2TF_PRECISIONS):
             src = produced / f"model_{ONNX2TF_PRECISIONS[precision]}.tflite"
             if not src.is_file():
                 raise ConversionError(f"{onnx.path}: onnx2tf wrote no {precision} TFLite file ({src.name})")
-            desc = result["tflite"][src.name]
-            tflites[precision] = (
+            files[precision] = (src, result["tflite"][src.name], "onnx2tf")
+        quantized = [p for p in options.precisions if p in QUANTIZED_PRECISIONS]
+        if quantized:
+            log.info("quantizing %s to %s", onnx.path, quantized)
+            q = _run_quantize(spec, produced, sm_inputs, quantized, work, options.timeout_s, onnx.path)
+            for precision in quantized:
+                src = work / tflite_name(precision)
+                files[precision] = (src, q["tflite"][src.name], "tf.lite.TFLiteConverter")
+        bound = {
+            precision: (
                 src,
                 bind_tensors(spec.inputs, desc["inputs"], channels_last=True),
                 bind_tensors(spec.outputs, desc["outputs"], channels_last=True, match_names=False),
+                backend,
             )
+            for precision, (src, desc, backend) in files.items()
+        }
         extra = {"onnx2tf_version": result.get("onnx2tf_version")}
         artifacts: list[Artifact] = []
         sm_dest = out_dir / "saved_model"
+        for src, *_ in bound.values():
+            if src.parent == produced:
+                src.rename(work / f"onnx2tf_{src.name}")
         if options.saved_model:
-            for f in produced.glob("*.tflite"):
-                f.rename(work / f.name)
             with atomic_path(sm_dest) as dest_tmp:
                 produced.rename(dest_tmp)
             artifacts.append(
                 Artifact(
-                    sm_dest, Format.TF_SAVED_MODEL, spec, "fp32", *sm_binding, onnx.label, "onnx2tf", extra
+                    sm_dest,
+                    Format.TF_SAVED_MODEL,
+                    spec,
+                    "fp32",
+                    sm_inputs,
+                    sm_outputs,
+                    onnx.label,
+                    "onnx2tf",
+                    extra,
                 )
             )
-        for precision, (src, ins, outs) in tflites.items():
-            src = work / src.name if options.saved_model else src
+        for precision in options.precisions:
+            src, ins, outs, backend = bound[precision]
+            src = work / f"onnx2tf_{src.name}" if src.parent == produced else src
             dest = out_dir / tflite_name(precision)
             with atomic_path(dest) as dest_tmp:
                 shutil.move(src, dest_tmp)
             artifacts.append(
-                Artifact(dest, Format.TFLITE, spec, precision, ins, outs, sm_dest.name, "onnx2tf", extra)
+                Artifact(dest, Format.TFLITE, spec, precision, ins, outs, sm_dest.name, backend, extra)
             )
     return artifacts

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from converters.onnx_to_saved_model import ONNX2TF_PRECISIONS
+from converters.onnx_to_saved_model import PRECISIONS
 from pipeline.commands.options import csv_choice
 
 TARGETS = ("saved_model", "tflite")
@@ -45,7 +45,7 @@ def run_conversion(
     "--precision",
     default="fp32,fp16",
     show_default=True,
-    help=f"TFLite precisions: {', '.join(ONNX2TF_PRECISIONS)}.",
+    help=f"TFLite precisions: {', '.join(PRECISIONS)}.",
 )
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="Output folder [default: SOURCE's folder]."
@@ -70,7 +70,7 @@ def command(
     from pipeline.stages import resolve_checkpoint
 
     targets = csv_choice(to, TARGETS, "target")
-    precisions = csv_choice(precision, tuple(ONNX2TF_PRECISIONS), "precision")
+    precisions = csv_choice(precision, tuple(PRECISIONS), "precision")
     if not targets:
         raise click.UsageError("--to: give at least one of saved_model, tflite")
     if source.is_dir():

@@ -47,7 +47,7 @@ def command(
 
     Example: onnxpipe run --model cnn --out runs/cnn
     """
-    from converters.onnx_to_saved_model import ONNX2TF_PRECISIONS
+    from converters.onnx_to_saved_model import PRECISIONS
     from models.fs import write_json
     from pipeline.commands.convert import run_conversion
     from pipeline.commands.options import csv_choice
@@ -61,9 +61,7 @@ def command(
     cfg = cfg.override("validate", fail_on=fail_on)
     cfg = cfg.override("validate", fail_on=fail_on)
     if precision is not None:
-        cfg = cfg.override(
-            "convert", precisions=csv_choice(precision, tuple(ONNX2TF_PRECISIONS), "precision")
-        )
+        cfg = cfg.override("convert", precisions=csv_choice(precision, tuple(PRECISIONS), "precision"))
     cfg.train.resolved()  # a bad name or value fails before the run directory is created
     out = out or Path("runs") / model
     run = RunDir(out)

@@ -96,8 +96,8 @@ def test_garbage_onnx_fails_cleanly_and_writes_nothing(tmp_path, cnn_run):
 
 
 def test_unsupported_precision_and_empty_request():
-    with pytest.raises(UsageError, match="precision 'int8' is not supported by the onnx2tf backend yet"):
-        TFConvertOptions(precisions=("int8",))
+    with pytest.raises(UsageError, match="unknown precision 'int4'; valid: dynamic_int8, fp16, fp32, int8"):
+        TFConvertOptions(precisions=("int4",))
     with pytest.raises(UsageError, match="nothing to convert"):
         TFConvertOptions(saved_model=False, precisions=())
 
@@ -107,3 +107,41 @@ def test_spec_from_onnx_reads_the_declared_interface(cnn_run):
     assert [(t.name, t.shape, t.dtype) for t in spec.inputs] == [("input", ("batch", 1, 8, 8), "float32")]
     assert [(t.name, t.shape) for t in spec.outputs] == [("logits", ("batch", 10))]
     assert onnx.load(str(cnn_run / "model.onnx")).graph.output[0].name == "logits"
+
+
+def test_int8_precisions_are_calibrated_on_real_samples_and_keep_top1(cnn_run, tmp_path):
+    from pipeline.rundir import RunDir
+    from validation.inputs import InputConfig
+    from validation.parity import ValidateOptions, validate
+
+    onnx_art = next(a for a in RunDir(cnn_run).artifacts() if a.label == "model.onnx")
+    arts = convert_onnx2tf(
+        onnx_art, tmp_path, TFConvertOptions(saved_model=False, precisions=("dynamic_int8", "int8"))
+    )
+    assert [(a.label, a.precision, a.backend) for a in arts] == [
+        ("model_dynamic_int8.tflite", "dynamic_int8", "tf.lite.TFLiteConverter"),
+        ("model_int8.tflite", "int8", "tf.lite.TFLiteConverter"),
+    ]
+    assert all(a.inputs[0].perm == (0, 2, 3, 1) for a in arts)
+    assert arts[1].path.stat().st_size < (cnn_run / "model_fp32.tflite").stat().st_size / 2
+    reference = type(onnx_art)(cnn_run / "checkpoint.pt", "torch", onnx_art.spec)
+    options = ValidateOptions(
+        inputs=InputConfig(random=0, edge=False), devices=("cpu",), runtimes=("ai-edge-litert",)
+    )
+    report = validate(reference, arts, options)
+    for row in report.results:  # the whole validation split
+        assert row.status == "pass", row.message
+        assert row.metrics.top1_agreement >= 0.98
+        assert row.accuracy >= 0.97
+
+
+def test_int8_without_bundled_data_is_refused(tmp_path):
+    from models.spec import ModelSpec, TensorSpec
+
+    spec = ModelSpec(
+        "x", (TensorSpec("input", ("batch", 4)),), (TensorSpec("y", ("batch", 4)),), dataset=None
+    )
+    with pytest.raises(UsageError, match="int8 needs calibration samples"):
+        from converters.onnx_to_saved_model import _run_quantize
+
+        _run_quantize(spec, tmp_path, [], ["int8"], tmp_path, 10, tmp_path / "m.onnx")

@@ -55,7 +55,10 @@ def test_verbose_shows_the_traceback(tmp_path):
 
 def test_bad_flags_are_usage_errors(tmp_path, cnn_run):
     proc = onnxpipe("convert", str(cnn_run / "model.onnx"), "--precision", "fp8", "--out", str(tmp_path))
-    assert proc.returncode == 2 and "unknown precision 'fp8'; valid: fp16, fp32" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "unknown precision 'fp8'; valid: dynamic_int8, fp16, fp32, int8" in proc.stderr
+    )
     proc = onnxpipe("validate")
     assert proc.returncode == 2 and "give RUN_DIR, or --reference" in proc.stderr
     proc = onnxpipe("validate", str(cnn_run), "--reference", str(cnn_run / "checkpoint.pt"))
