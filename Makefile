@@ -17,7 +17,7 @@ TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tfl
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-browser train export convert validate report test test-all lint clean distclean help
+.PHONY: all setup setup-browser train export convert validate report bench test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
@@ -27,6 +27,7 @@ help:
 	@echo "make train|export|convert|validate   one stage (file targets: up-to-date stages are skipped)"
 	@echo "make report     regenerate parity.md and report.html from parity.json"
 	@echo "make setup-browser  install headless Chromium (for the HTML report test)"
+	@echo "make bench      benchmark tables for the CNN and the MobileNet-style model, then the ratios in bench/"
 	@echo "make lint       ruff"
 	@echo "make clean      remove runs/ and caches; make distclean also removes .venv"
 
@@ -68,6 +69,18 @@ $(RUN)/parity.json: $(RUN)/checkpoint.pt $(RUN)/model.onnx $(CONVERTED)
 
 $(RUN)/report.html: $(RUN)/parity.json
 	$(ONNXPIPE) report $(RUN)
+
+# --- benchmarks: the CNN and the MobileNet-style model, every artifact x runtime, then the ratios ---
+BENCH_PRECISIONS ?= fp32,fp16,int8
+bench: $(STAMP)
+	$(ONNXPIPE) run --model cnn --out runs/cnn --precision $(BENCH_PRECISIONS)
+	$(ONNXPIPE) run --model mobilenet --out runs/mobilenet --precision $(BENCH_PRECISIONS) --fail-on fp32
+	$(ONNXPIPE) bench runs/cnn --threads 1 --iters 200
+	$(ONNXPIPE) bench runs/mobilenet --threads 1 --iters 50
+	$(BIN)/python bench/peak.py runs/cnn runs/mobilenet
+	$(BIN)/python bench/runtimes.py runs/cnn runs/mobilenet
+	$(BIN)/python bench/overhead.py runs/cnn
+	$(BIN)/python bench/scaling.py runs/cnn runs/mobilenet
 
 # --- quality ---------------------------------------------------------------------------------
 test: $(STAMP)

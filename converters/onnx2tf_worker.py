@@ -16,23 +16,36 @@ dynamic axes, dtype).
 
 import json
 import os
+import re
 import sys
 import traceback
 
 
+def _natural(key):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
 def describe_saved_model(path):
-    """Inputs and outputs of a SavedModel's serving signature."""
+    """Inputs and outputs of a SavedModel's serving signature, read from saved_model.pb.
+
+    Parsing the protobuf is much faster than loading the model. Keys come in natural order
+    (``output_2`` before ``output_10``), which is onnx2tf's output order.
+    """
     import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
 
-    sig = tf.saved_model.load(path).signatures["serving_default"]
-    _, kwargs = sig.structured_input_signature
+    model = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        model.ParseFromString(f.read())
+    signature = model.meta_graphs[0].signature_def["serving_default"]
 
-    def spec(name, t):
-        return {"name": name, "shape": [-1 if d is None else int(d) for d in t.shape], "dtype": t.dtype.name}
+    def spec(name, info):
+        dims = [] if info.tensor_shape.unknown_rank else [int(d.size) for d in info.tensor_shape.dim]
+        return {"name": name, "shape": dims, "dtype": tf.dtypes.as_dtype(info.dtype).name}
 
     return {
-        "inputs": [spec(k, v) for k, v in kwargs.items()],
-        "outputs": [spec(k, v) for k, v in sig.structured_outputs.items()],
+        "inputs": [spec(k, signature.inputs[k]) for k in sorted(signature.inputs, key=_natural)],
+        "outputs": [spec(k, signature.outputs[k]) for k in sorted(signature.outputs, key=_natural)],
     }
 
 

@@ -138,10 +138,19 @@ def _call_worker(request: dict, work: Path, timeout_s: float, source: Path, what
     return result
 
 
-def _run_onnx2tf(onnx_path: Path, work: Path, timeout_s: float) -> dict:
+def _wants_test_images(spec) -> bool:
+    """Whether onnx2tf would fetch its test images: every input a static-batch 3-channel NCHW image."""
+    return all(
+        len(t.shape) == 4 and not isinstance(t.shape[0], str) and t.shape[0] <= 20 and t.shape[1] == 3
+        for t in spec.inputs
+    )
+
+
+def _run_onnx2tf(onnx_path: Path, work: Path, timeout_s: float, needs_test_images: bool) -> dict:
     model = work / "model.onnx"
     shutil.copyfile(onnx_path, model)
-    np.save(work / _CALIBRATION_FILE, _calibration_images())
+    if needs_test_images:
+        np.save(work / _CALIBRATION_FILE, _calibration_images())
     request = {"mode": "convert", "onnx": str(model), "out_dir": str(work / "out"), "options": {}}
     return _call_worker(request, work, timeout_s, onnx_path, "onnx2tf")
 
@@ -198,7 +207,7 @@ def convert_onnx2tf(
     with tempfile.TemporaryDirectory(prefix=".onnx2tf-", dir=out_dir) as tmp:
         work = Path(tmp).resolve()
         log.info("onnx2tf: converting %s", onnx.path)
-        result = _run_onnx2tf(onnx.path, work, options.timeout_s)
+        result = _run_onnx2tf(onnx.path, work, options.timeout_s, _wants_test_images(spec))
         produced = work / "out"
         sm_inputs = bind_tensors(spec.inputs, result["saved_model"]["inputs"], channels_last=True)
         sm_outputs = bind_tensors(

@@ -41,3 +41,32 @@ def test_bench_options_are_checked():
         BenchOptions(iters=0)
     with pytest.raises(UnknownNameError, match="unknown device 'tpu'"):
         BenchOptions(devices=("tpu",))
+
+
+def test_raw_inference_benchmark_makes_the_calls_validate_makes(cnn_run):
+    """bench/raw_inference.py must stay faithful to validate, or the overhead ratio means nothing."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+    from validation.inputs import InputConfig, build_inputs
+    from validation.parity import execute
+    from validation.runtimes.onnxrt import OnnxRuntime
+
+    spec = importlib.util.spec_from_file_location("raw_inference", ROOT / "bench" / "raw_inference.py")
+    raw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(raw)
+    from pipeline.rundir import RunDir
+
+    art = next(a for a in RunDir(cnn_run).artifacts() if a.label == "model.onnx")
+    inputs = build_inputs(art.spec, InputConfig())
+    sizes = []
+
+    class Recording(OnnxRuntime):
+        def _run(self, feeds):
+            sizes.append(next(iter(feeds.values())).shape[0])
+            return super()._run(feeds)
+
+    with Recording(art) as rt:
+        execute(rt, inputs, InputConfig())
+    assert len(inputs) == 430
+    assert sizes == [b - a for a, b in raw.batches(len(inputs))]
