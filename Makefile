@@ -17,13 +17,14 @@ TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tfl
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-browser train export convert validate report bench test test-all lint clean distclean help
+.PHONY: all setup setup-edge setup-browser train export convert validate report bench test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
 	@echo "make test       the default test suite (sets up .venv first)"
 	@echo "make test-all   every test, slow ones included"
 	@echo "make setup      create .venv and install onnxpipe with the pinned constraints"
+	@echo "make setup-edge create .venv-edge with the standalone tflite-runtime (validation runs it as a worker)"
 	@echo "make train|export|convert|validate   one stage (file targets: up-to-date stages are skipped)"
 	@echo "make report     regenerate parity.md and report.html from parity.json"
 	@echo "make setup-browser  install headless Chromium (for the HTML report test)"
@@ -38,6 +39,16 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	$(BIN)/python -c "import torch, onnx, onnxruntime, tensorflow, onnx2tf, ai_edge_litert; print('main env ok: torch', torch.__version__, '| tensorflow', tensorflow.__version__)"
+	touch $@
+
+# The edge environment: the standalone tflite-runtime 2.14 (numpy < 2), run by validation as a worker.
+EDGE_STAMP := .venv-edge/.installed
+setup-edge: $(EDGE_STAMP)
+
+$(EDGE_STAMP): constraints-edge.txt
+	test -x .venv-edge/bin/python || $(PYTHON) -m venv .venv-edge
+	.venv-edge/bin/python -m pip install --quiet -r constraints-edge.txt
+	.venv-edge/bin/python -c "import tflite_runtime, numpy; print('edge env ok: tflite-runtime', tflite_runtime.__version__, '| numpy', numpy.__version__)"
 	touch $@
 
 # Headless Chromium for the HTML report test (Debian package; needs root).
@@ -83,10 +94,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/scaling.py runs/cnn runs/mobilenet
 
 # --- quality ---------------------------------------------------------------------------------
-test: $(STAMP)
+test: $(STAMP) $(EDGE_STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(EDGE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -98,4 +109,4 @@ clean:
 	find . -name __pycache__ -type d -prune -not -path "./.venv*" -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) .venv-edge *.egg-info

@@ -64,6 +64,9 @@ def echo_parity(report: dict[str, Any], where: str, echo: Callable[[str], None] 
             echo(f"  {'':<{width}}  {r['message']}")
         if r.get("blame"):
             echo(f"  {'':<{width}}  blamed hop: {r['blame']}")
+    for name, e in (report.get("edge_readiness") or {}).items():
+        state = "edge-ready" if e["ready"] else "NOT edge-ready: " + "; ".join(e["problems"])
+        echo(f"edge {name}: {state}")
     for found in report.get("locate") or []:
         echo(f"locate {found['candidate']}: {found['summary']}")
     if report.get("first_failing_hop"):

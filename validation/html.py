@@ -170,6 +170,21 @@ def render_html(d: dict[str, Any]) -> str:
                 + "</div>"
             )
     out.append("</div>")
+    readiness = d.get("edge_readiness") or {}
+    if readiness:
+        out.append(
+            "<h2>Edge readiness</h2><table><tr><th>artifact</th><th>ready</th><th>ops</th><th>Flex / custom</th><th>tflite-runtime</th></tr>"
+        )
+        for name, e in readiness.items():
+            ops = ", ".join(f"{o['op']} v{o['version']}" for o in e["ops"])
+            colour = "#1a7f37" if e["ready"] else "#cf222e"
+            loads = {True: "loads", False: "refuses it", None: "not checked"}[e["tflite_runtime_loads"]]
+            special = ", ".join(e["flex_ops"] + e["custom_ops"]) or "–"
+            out.append(
+                f"<tr><td>{_e(name)}</td><td style='color:{colour};font-weight:600'>{'yes' if e['ready'] else 'no'}</td>"
+                f"<td style='text-align:left'>{_e(ops)}</td><td>{_e(special)}</td><td title='{_e(e['tflite_runtime_note'] or '')}'>{loads}</td></tr>"
+            )
+        out.append("</table>")
     notes = [r for r in d["results"] if r.get("message")]
     if notes:
         out.append("<h2>Notes</h2><ul>")

@@ -26,6 +26,7 @@ from models.spec import Tolerance
 from validation.inputs import InputConfig, ValidationInputs, build_inputs
 from validation.metrics import Metrics, compare, error_histogram, worst
 from validation.runtimes import RUNTIMES, RUNTIMES_BY_FORMAT, get_runtime
+from validation.runtimes.base import ArtifactNotLoadable
 
 __all__ = [
     "DEVICES",
@@ -163,6 +164,7 @@ class ParityReport:
     results: list[ParityResult]
     fail_on: str = "any"
     locate: list[dict[str, Any]] | None = None
+    edge_readiness: dict[str, dict[str, Any]] | None = None
 
     @property
     def failures(self) -> list[ParityResult]:
@@ -195,6 +197,7 @@ class ParityReport:
             "inputs": self.inputs,
             "results": [r.to_dict() for r in self.results],
             "locate": self.locate,
+            "edge_readiness": self.edge_readiness,
         }
 
 
@@ -413,6 +416,9 @@ def validate(
         try:
             with cls(art, device) as rt:
                 ex = execute(rt, inputs, options.inputs)
+        except ArtifactNotLoadable as e:  # a runtime that cannot load this file: reported, never a failure
+            result.status, result.message = UNAVAILABLE, str(e)
+            continue
         except Exception as e:
             result.status, result.message = ERROR, f"{type(e).__name__}: {e}"
             result.seconds = time.perf_counter() - t0
@@ -452,7 +458,15 @@ def validate(
             result.vs_parent = worst([compare(parent[k], ex.main[k]) for k in parent])
         if result.failed:
             result.blame = _blame(result, art, primary, by_label, reference.label)
+    tflites = [c for c in candidates if c.format is Format.TFLITE]
+    readiness = None
+    if tflites:
+        from validation.edge import edge_readiness
+
+        say("edge readiness: ops, Flex/custom ops, tflite-runtime load check")
+        readiness = edge_readiness(tflites)
     return ParityReport(
+        edge_readiness=readiness,
         reference={
             "artifact": reference.label,
             "format": str(reference.format),

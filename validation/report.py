@@ -76,6 +76,28 @@ def render_markdown(report: ParityReport | dict[str, Any]) -> str:
             )
     if notes:
         lines += ["", "## Notes", "", *notes]
+    readiness = d.get("edge_readiness") or {}
+    if readiness:
+        lines += [
+            "",
+            "## Edge readiness",
+            "",
+            "| artifact | ready | ops (version) | Flex ops | custom ops | loads on tflite-runtime |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, e in readiness.items():
+            ops = ", ".join(f"{o['op']} v{o['version']}" for o in e["ops"])
+            loads = {True: "yes", False: "no", None: "not checked"}[e["tflite_runtime_loads"]]
+            lines.append(
+                f"| `{name}` | {'yes' if e['ready'] else '**no**'} | {ops} | {', '.join(e['flex_ops']) or '–'} "
+                f"| {', '.join(e['custom_ops']) or '–'} | {loads} |"
+            )
+        lines += [f"- `{name}`: {p}" for name, e in readiness.items() for p in e["problems"]]
+        lines += [
+            f"- `{name}`: {e['tflite_runtime_note']}"
+            for name, e in readiness.items()
+            if e["tflite_runtime_loads"] is None
+        ]
     for found in d.get("locate") or []:
         lines += [
             "",

@@ -15,6 +15,7 @@ from pipeline.stages import run_dir_artifacts
 from validation.inputs import InputConfig, build_inputs
 from validation.parity import ParityReport, ParityResult, ValidateOptions, validate
 from validation.report import render_markdown
+from validation.runtimes.tflite_edge import EDGE_PYTHON
 
 SMALL = ValidateOptions(inputs=InputConfig(samples=64, random=16, batch=16), devices=("cpu",))
 
@@ -27,11 +28,14 @@ def test_run_directory_report_covers_every_runtime_and_device(cnn_run):
     report = json.loads((cnn_run / "parity.json").read_text())
     assert report["passed"] is True and report["first_failing_hop"] is None
     rows = _rows(report)
-    tflite_runtimes = {"ai-edge-litert", "ai-edge-litert-ref", "tf.lite"}
+    tflite_runtimes = {"ai-edge-litert", "ai-edge-litert-ref", "tf.lite", "tflite-runtime"}
     assert {rt for (a, rt, d) in rows if a == "model_fp16.tflite"} == tflite_runtimes
     for key, r in rows.items():
         if key[2] == "cuda":  # no GPU in CI: reported with the reason, never a silent CPU fallback
             assert r["status"] == "unavailable" and r["message"]
+            continue
+        if key[1] == "tflite-runtime" and not EDGE_PYTHON.is_file():
+            assert r["status"] == "unavailable" and "make setup-edge" in r["message"]
             continue
         assert r["status"] == "pass", r
         assert set(r["metrics"]) >= {"max_abs", "max_rel", "mean_abs", "cosine", "snr_db", "top1_agreement"}

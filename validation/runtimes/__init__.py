@@ -19,6 +19,7 @@ RUNTIMES = {
     "ai-edge-litert": "validation.runtimes.tflite:LiteRtRuntime",
     "ai-edge-litert-ref": "validation.runtimes.tflite:LiteRtReferenceRuntime",
     "tf.lite": "validation.runtimes.tflite:TfLiteRuntime",
+    "tflite-runtime": "validation.runtimes.tflite_edge:TfliteRuntimeEdge",
 }
 
 #: The runtime that runs each format when none is chosen.
@@ -36,7 +37,7 @@ RUNTIMES_BY_FORMAT = {
     Format.TORCH: ("pytorch",),
     Format.ONNX: ("onnxruntime",),
     Format.TF_SAVED_MODEL: ("tensorflow",),
-    Format.TFLITE: ("ai-edge-litert", "ai-edge-litert-ref", "tf.lite"),
+    Format.TFLITE: ("ai-edge-litert", "ai-edge-litert-ref", "tf.lite", "tflite-runtime"),
 }
 
 

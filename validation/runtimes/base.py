@@ -18,7 +18,11 @@ import numpy as np
 from models.artifact import Artifact, Format
 from models.errors import EnvironmentProblem, UsageError, ValidationInputError
 
-__all__ = ["Runtime"]
+__all__ = ["ArtifactNotLoadable", "Runtime"]
+
+
+class ArtifactNotLoadable(EnvironmentProblem):
+    """The runtime is installed but cannot load this artifact (e.g. an op or op version it lacks)."""
 
 
 class Runtime(abc.ABC):
