@@ -17,7 +17,7 @@ TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tfl
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-edge setup-browser train export convert validate report bench test test-all lint clean distclean help
+.PHONY: all setup setup-edge setup-gpu setup-browser train export convert validate report bench test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
@@ -25,6 +25,7 @@ help:
 	@echo "make test-all   every test, slow ones included"
 	@echo "make setup      create .venv and install onnxpipe with the pinned constraints"
 	@echo "make setup-edge create .venv-edge with the standalone tflite-runtime (validation runs it as a worker)"
+	@echo "make setup-gpu  replace onnxruntime by onnxruntime-gpu (never both)"
 	@echo "make train|export|convert|validate   one stage (file targets: up-to-date stages are skipped)"
 	@echo "make report     regenerate parity.md and report.html from parity.json"
 	@echo "make setup-browser  install headless Chromium (for the HTML report test)"
@@ -37,9 +38,18 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip uninstall --yes --quiet onnxruntime-gpu
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	$(BIN)/python -c "import torch, onnx, onnxruntime, tensorflow, onnx2tf, ai_edge_litert; print('main env ok: torch', torch.__version__, '| tensorflow', tensorflow.__version__)"
 	touch $@
+
+# CUDA for ONNX Runtime: onnxruntime-gpu *replaces* onnxruntime (both write the same package, so
+# the second silently overwrites the first). Run it after `make setup`; `make setup` undoes it.
+ORT_GPU_VERSION ?= 1.31.1
+setup-gpu: $(STAMP)
+	$(BIN)/python -m pip uninstall --yes --quiet onnxruntime onnxruntime-gpu
+	$(BIN)/python -m pip install --quiet onnxruntime-gpu==$(ORT_GPU_VERSION)
+	$(BIN)/python -c "import onnxruntime as o; print('onnxruntime-gpu', o.__version__, 'providers:', o.get_available_providers())"
 
 # The edge environment: the standalone tflite-runtime 2.14 (numpy < 2), run by validation as a worker.
 EDGE_STAMP := .venv-edge/.installed

@@ -13,14 +13,29 @@ from validation.runtimes import RUNTIMES
 
 
 def run_validation(
-    reference, candidates, out: Path, options, locate_threshold: float | None = None, force: bool = False
+    reference,
+    candidates,
+    out: Path,
+    options,
+    locate_threshold: float | None = None,
+    force: bool = False,
+    strict_device: bool = False,
 ) -> bool:
-    """Validate, write the reports, print the summary; return whether parity passed."""
+    """Validate, write the reports, print the summary; return whether parity passed.
+
+    Raises:
+        EnvironmentProblem: ``strict_device`` and a CUDA row could not run on CUDA (exit code 3).
+    """
+    from models.errors import EnvironmentProblem
     from pipeline.stages import validate_stage
     from pipeline.ui import echo_parity, say
 
     report = validate_stage(reference, candidates, out, options, say, locate_threshold, force)
     echo_parity(report, ", ".join(str(out / n) for n in ("parity.json", "parity.md", "report.html")))
+    missing = [r for r in report["results"] if r["device"] == "cuda" and r["status"] == "unavailable"]
+    if strict_device and missing:
+        where = "; ".join(f"{r['artifact']} on {r['runtime']}: {r['message']}" for r in missing)
+        raise EnvironmentProblem(f"--strict-device: CUDA was asked for but not attached: {where}")
     return report["passed"]
 
 
@@ -87,6 +102,7 @@ def run_validation(
     help="Relative error that counts as a jump (raise it for int8).",
 )
 @click.option("--force", is_flag=True, help="Validate even when the reports are up to date.")
+@click.option("--strict-device", is_flag=True, help="Exit 3 when a runtime asked to run on CUDA could not.")
 def command(
     run_dir: Path | None,
     reference: Path | None,
@@ -104,6 +120,7 @@ def command(
     locate: bool,
     locate_threshold: float,
     force: bool,
+    strict_device: bool,
 ) -> None:
     """Check that every artifact computes what the reference computes. Exit code 1 on failure.
 
@@ -155,6 +172,8 @@ def command(
     else:
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
     with RunDir(out).lock():
-        passed = run_validation(ref, cands, out, options, locate_threshold if locate else None, force)
+        passed = run_validation(
+            ref, cands, out, options, locate_threshold if locate else None, force, strict_device
+        )
     if not passed:
         sys.exit(EXIT_PARITY_FAILED)

@@ -201,3 +201,28 @@ def test_mobilenet_end_to_end(tmp_path):
     assert rows[("saved_model", "tensorflow")]["status"] == "pass"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["artifacts"]["model_fp32.tflite"]["inputs"][0]["layout"] == "NHWC"
+
+
+def test_strict_device_fails_when_cuda_was_asked_for_and_not_attached(cnn_copy):
+    proc = onnxpipe(
+        "validate",
+        str(cnn_copy),
+        "--devices",
+        "cpu,cuda",
+        "--runtimes",
+        "pytorch,onnxruntime",
+        "--strict-device",
+        "--force",
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert (
+        "--strict-device: CUDA was asked for but not attached: checkpoint.pt on pytorch: no CUDA device"
+        in proc.stderr
+    )
+    assert (cnn_copy / "parity.json").is_file()  # the report is written before the verdict
+    assert (
+        onnxpipe(
+            "validate", str(cnn_copy), "--devices", "cpu", "--runtimes", "onnxruntime", "--strict-device"
+        ).returncode
+        == 0
+    )

@@ -97,3 +97,34 @@ def test_unknown_runtime():
         match=r"unknown runtime .tensorrt.; valid: ai-edge-litert, ai-edge-litert-ref, onnx-reference, onnxruntime",
     ):
         get_runtime("tensorrt")
+
+
+def test_onnxruntime_and_onnxruntime_gpu_side_by_side_is_refused(monkeypatch):
+    # Both distributions write the same package; whichever came second overwrote the other.
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda d: "1.31.1" if d == "onnxruntime-gpu" else real(d)
+    )
+    reason = OnnxRuntime.unavailable_reason("cpu")
+    assert "both onnxruntime 1.31.1 and onnxruntime-gpu 1.31.1 are installed" in reason
+
+
+def test_make_setup_gpu_replaces_onnxruntime_never_adds_to_it():
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    dry = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), "setup-gpu", "STAMP=Makefile"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = dry.stdout.splitlines()
+    uninstall = next(
+        i for i, line in enumerate(lines) if "uninstall --yes --quiet onnxruntime onnxruntime-gpu" in line
+    )
+    install = next(i for i, line in enumerate(lines) if "install --quiet onnxruntime-gpu==" in line)
+    assert uninstall < install

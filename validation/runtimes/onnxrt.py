@@ -12,6 +12,15 @@ from validation.runtimes.base import Runtime
 _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
+def _version(dist: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 class OnnxRuntime(Runtime):
     """``onnxruntime.InferenceSession`` with the CPU or CUDA execution provider."""
 
@@ -21,12 +30,19 @@ class OnnxRuntime(Runtime):
     devices = ("cpu", "cuda")
 
     @classmethod
+    def unavailable_reason(cls, device: str = "cpu") -> str | None:  # noqa: D102
+        installed = [f"{d} {v}" for d in ("onnxruntime", "onnxruntime-gpu") if (v := _version(d))]
+        if len(installed) == 2:  # both write the same onnxruntime package: one silently overwrote the other
+            return f"both {installed[0]} and {installed[1]} are installed (make setup-gpu keeps only onnxruntime-gpu)"
+        return super().unavailable_reason(device)
+
+    @classmethod
     def _cuda_reason(cls) -> str | None:
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" in ort.get_available_providers():
             return None
-        return "this onnxruntime build has no CUDAExecutionProvider (onnxruntime-gpu, in place of onnxruntime, has it)"
+        return "this onnxruntime build has no CUDAExecutionProvider (make setup-gpu installs onnxruntime-gpu in its place)"
 
     def _load(self) -> None:
         import onnxruntime as ort
