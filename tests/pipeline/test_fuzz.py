@@ -31,9 +31,13 @@ edits = st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 255)), max_size
 cuts = st.one_of(st.none(), st.integers(1, 10**6))
 
 
-def _loads_or_refuses(path: Path, load) -> None:
-    with contextlib.suppress(OnnxpipeError):  # refusing is fine; any other exception fails the test
-        load(path)
+def _loads_or_refuses(name: str, data: bytes | str, load) -> None:
+    """Write ``data`` to a fresh file called ``name`` and load it: success or an OnnxpipeError only."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / name
+        path.write_bytes(data) if isinstance(data, bytes) else path.write_text(data)
+        with contextlib.suppress(OnnxpipeError):  # refusing is fine; any other exception fails the test
+            load(path)
 
 
 @pytest.fixture(scope="module")
@@ -46,38 +50,32 @@ def originals(cnn_run):
 @BOUNDED
 @given(data=st.binary(max_size=4096))
 def test_checkpoint_loader_on_random_bytes(data):
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "c.pt"
-        path.write_bytes(data)
-        _loads_or_refuses(path, lambda p: load_model(load_checkpoint(p)))
+    _loads_or_refuses("c.pt", data, lambda p: load_model(load_checkpoint(p)))
 
 
 @BOUNDED
 @given(edits=edits, cut=cuts)
 def test_checkpoint_loader_on_mutated_checkpoints(originals, edits, cut):
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "c.pt"
-        path.write_bytes(_mutate(originals["checkpoint.pt"], edits, cut))
-        _loads_or_refuses(path, lambda p: load_model(load_checkpoint(p)))
+    _loads_or_refuses(
+        "c.pt", _mutate(originals["checkpoint.pt"], edits, cut), lambda p: load_model(load_checkpoint(p))
+    )
 
 
 @BOUNDED
 @given(edits=edits, cut=cuts)
 def test_onnx_loader_on_mutated_models(originals, edits, cut):
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.onnx"
-        path.write_bytes(_mutate(originals["model.onnx"], edits, cut))
-        _loads_or_refuses(path, resolve_artifact)
+    _loads_or_refuses("m.onnx", _mutate(originals["model.onnx"], edits, cut), resolve_artifact)
 
 
 @BOUNDED
 @given(edits=edits, cut=cuts)
 def test_tflite_loader_on_mutated_models(originals, cnn_run, edits, cut):
     reference = load_checkpoint(cnn_run / "checkpoint.pt").spec
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.tflite"
-        path.write_bytes(_mutate(originals["model_fp32.tflite"], edits, cut))
-        _loads_or_refuses(path, lambda p: resolve_artifact(p, reference))
+    _loads_or_refuses(
+        "m.tflite",
+        _mutate(originals["model_fp32.tflite"], edits, cut),
+        lambda p: resolve_artifact(p, reference),
+    )
 
 
 toml_values = st.one_of(
@@ -126,16 +124,10 @@ def test_config_parser_on_generated_documents(sections):
         f"[{name}]\n" + "\n".join(f"{k} = {_toml(v)}" for k, v in body.items())
         for name, body in sections.items()
     )
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "c.toml"
-        path.write_text(text)
-        _loads_or_refuses(path, load_config)
+    _loads_or_refuses("c.toml", text, load_config)
 
 
 @BOUNDED
 @given(text=st.text(max_size=300))
 def test_config_parser_on_random_text(text):
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "c.toml"
-        path.write_text(text)
-        _loads_or_refuses(path, load_config)
+    _loads_or_refuses("c.toml", text, load_config)
