@@ -17,7 +17,7 @@ import numpy as np
 
 from models.artifact import Artifact, Format
 from models.checkpoint import Checkpoint, load_checkpoint, load_model
-from models.errors import ExportError, UsageError
+from models.errors import ExportError, UnknownNameError, UsageError
 from models.fs import atomic_path
 from models.spec import ModelSpec
 
@@ -44,8 +44,6 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         if self.exporter not in EXPORTERS:
-            from models.errors import UnknownNameError
-
             raise UnknownNameError("exporter", self.exporter, EXPORTERS)
         if self.opset is not None and not 7 <= self.opset <= 23:
             raise UsageError(f"opset: got {self.opset}, expected 7..23")

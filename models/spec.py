@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.errors import UnknownNameError
+
 __all__ = ["PRECISIONS", "ModelSpec", "TensorSpec", "Tolerance", "default_tolerances"]
 
 #: Precisions an artifact can have, from exact to most aggressive.
@@ -142,8 +144,6 @@ class ModelSpec:
 
     def tolerance(self, precision: str) -> Tolerance:
         """The tolerance for ``precision``."""
-        from models.errors import UnknownNameError
-
         try:
             return self.tolerances[precision]
         except KeyError:

@@ -96,18 +96,9 @@ class RunDir:
         return self.path / "model.onnx"
 
     @property
-    def saved_model(self) -> Path:
-        """``saved_model/``."""
-        return self.path / "saved_model"
-
-    @property
     def manifest_path(self) -> Path:
         """``manifest.json``."""
         return self.path / "manifest.json"
-
-    def tflite(self, precision: str) -> Path:
-        """``model_<precision>.tflite``."""
-        return self.path / f"model_{precision}.tflite"
 
     def prepare(self) -> RunDir:
         """Create the folder, or fail with a clear message when it cannot be a run directory."""

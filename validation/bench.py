@@ -19,6 +19,7 @@ import numpy as np
 from models.artifact import Artifact
 from models.errors import UnknownNameError, UsageError
 from models.fs import size_of
+from validation.metrics import fmt as _fmt
 from validation.parity import DEVICES, runtime_rows
 from validation.runtimes import RUNTIMES
 
@@ -165,17 +166,13 @@ def bench(
     }
 
 
-def _num(x: Any, fmt: str) -> str:
-    return "–" if x is None else format(x, fmt)
-
-
 def render_bench_markdown(doc: dict[str, Any]) -> str:
     """The benchmark as a Markdown table."""
     o = doc["options"]
     lines = [
         f"# Benchmark: {doc['model']}",
         "",
-        f"{_num(doc['macs_per_sample'], ',')} MACs per sample; batch {o['batch']}, {o['threads']} thread(s), "
+        f"{_fmt(doc['macs_per_sample'], ',')} MACs per sample; batch {o['batch']}, {o['threads']} thread(s), "
         f"{o['warmup']} warm-up + {o['iters']} timed calls; {doc['machine']['cpus']} CPUs, "
         f"load average {doc['machine']['load_average']}.",
         "",
@@ -185,8 +182,8 @@ def render_bench_markdown(doc: dict[str, Any]) -> str:
     for r in doc["results"]:
         lines.append(
             f"| `{r['artifact']}` | {r['runtime']} | {r['device']} | {r['precision']} | {r['status']} "
-            f"| {r['size_bytes'] / 1024:.1f} | {_num(r.get('p50_ms'), '.4f')} | {_num(r.get('p90_ms'), '.4f')} "
-            f"| {_num(r.get('throughput'), '.0f')} | {_num(r.get('gflops'), '.2f')} | {_num(r.get('accuracy'), '.4f')} |"
+            f"| {r['size_bytes'] / 1024:.1f} | {_fmt(r.get('p50_ms'), '.4f')} | {_fmt(r.get('p90_ms'), '.4f')} "
+            f"| {_fmt(r.get('throughput'), '.0f')} | {_fmt(r.get('gflops'), '.2f')} | {_fmt(r.get('accuracy'), '.4f')} |"
         )
     notes = [r for r in doc["results"] if r["message"]]
     if notes:

@@ -6,6 +6,8 @@ import html
 import math
 from typing import Any
 
+from validation.metrics import fmt as _fmt
+
 __all__ = ["render_html"]
 
 _STATUS_COLOUR = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#cf222e", "unavailable": "#9a6700"}
@@ -21,10 +23,6 @@ th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
 
 def _e(x: Any) -> str:
     return html.escape(str(x))
-
-
-def _num(x: Any, fmt: str = ".3g") -> str:
-    return "–" if x is None else format(x, fmt)
 
 
 def _size(n: int | None) -> str:
@@ -128,7 +126,7 @@ def render_html(d: dict[str, Any]) -> str:
     out.append(
         f"<tr><td>{_e(ref['artifact'])} (reference)</td><td>{_e(ref['format'])}</td><td>{_e(ref['runtime'])}</td>"
         f"<td>{_e(ref['device'])}</td><td>fp32</td><td>–</td><td>{_size(ref.get('size_bytes'))}</td>"
-        f"<td>{_num(ref.get('accuracy'), '.4f')}</td><td>{_num(ref.get('ms_per_sample'), '.4f')}</td><td>0</td><td>1</td><td>–</td><td>–</td></tr>"
+        f"<td>{_fmt(ref.get('accuracy'), '.4f')}</td><td>{_fmt(ref.get('ms_per_sample'), '.4f')}</td><td>0</td><td>1</td><td>–</td><td>–</td></tr>"
     )
     for r in d["results"]:
         m = r["metrics"] or {}
@@ -136,9 +134,9 @@ def render_html(d: dict[str, Any]) -> str:
         out.append(
             f"<tr><td>{_e(r['artifact'])}</td><td>{_e(r['format'])}</td><td>{_e(r['runtime'])}</td><td>{_e(r['device'])}</td>"
             f"<td>{_e(r['precision'])}</td><td style='color:{c};font-weight:600' title='{_e(r.get('message') or '')}'>{_e(r['status'])}</td>"
-            f"<td>{_size(r.get('size_bytes'))}</td><td>{_num(r.get('accuracy'), '.4f')}</td><td>{_num(r.get('ms_per_sample'), '.4f')}</td>"
-            f"<td>{_num(m.get('max_abs'))}</td><td>{_num(m.get('cosine'), '.6f')}</td>"
-            f"<td>{_num((r.get('vs_parent') or {}).get('max_abs'))}</td><td>{_e(r.get('blame') or '–')}</td></tr>"
+            f"<td>{_size(r.get('size_bytes'))}</td><td>{_fmt(r.get('accuracy'), '.4f')}</td><td>{_fmt(r.get('ms_per_sample'), '.4f')}</td>"
+            f"<td>{_fmt(m.get('max_abs'))}</td><td>{_fmt(m.get('cosine'), '.6f')}</td>"
+            f"<td>{_fmt((r.get('vs_parent') or {}).get('max_abs'))}</td><td>{_e(r.get('blame') or '–')}</td></tr>"
         )
     out.append("</table>")
     hops, seen = [], set()

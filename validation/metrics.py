@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from models.spec import Tolerance
 
-__all__ = ["HISTOGRAM_EDGES", "Metrics", "compare", "error_histogram", "worst"]
+__all__ = ["HISTOGRAM_EDGES", "Metrics", "compare", "error_histogram", "fmt", "worst"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class Metrics:
         ):
             out.append(f"top-1 agreement {self.top1_agreement:.4f} < {tol.min_top1}")
         return out
+
+
+def fmt(x: Any, spec: str = ".3g") -> str:
+    """A number for a report cell: formatted with ``spec``, or an en dash when absent."""
+    return "–" if x is None else format(x, spec)
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> Metrics:

@@ -6,17 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from models.fs import atomic_path, write_json
+from validation.metrics import fmt as _fmt
 from validation.parity import ParityReport
 
 __all__ = ["render_markdown", "write_reports"]
 
 
-def _num(x: Any, fmt: str = ".3g") -> str:
-    return "–" if x is None else format(x, fmt)
-
-
 def _tolerance(t: dict | None) -> str:
-    return f"{t['atol']:.3g} / {t['rtol']:g} / {t['min_cosine']} / {_num(t['min_top1'], 'g')}" if t else "–"
+    return f"{t['atol']:.3g} / {t['rtol']:g} / {t['min_cosine']} / {_fmt(t['min_top1'], 'g')}" if t else "–"
 
 
 def render_markdown(report: ParityReport | dict[str, Any]) -> str:
@@ -32,7 +29,7 @@ def render_markdown(report: ParityReport | dict[str, Any]) -> str:
         "",
         f"Reference: `{ref['artifact']}` on {ref['runtime']} ({ref['device']})"
         + (f", validation accuracy {ref['accuracy']:.4f}" if ref.get("accuracy") is not None else "")
-        + f", run-to-run noise {_num(ref.get('noise'))}."
+        + f", run-to-run noise {_fmt(ref.get('noise'))}."
         + (f" Note: {ref['note']}." if ref.get("note") else ""),
         "",
         "Inputs: " + ", ".join(f"{n} {g}" for g, n in inp["groups"].items()) + f" (from the {inp['source']}; "
@@ -45,13 +42,13 @@ def render_markdown(report: ParityReport | dict[str, Any]) -> str:
     ]
     for r in d["results"]:
         m, p = r["metrics"] or {}, r["vs_parent"]
-        snr = ("∞" if m.get("snr_db") is None else _num(m["snr_db"], ".1f")) if m else "–"
-        parent = f"{_num(p['max_abs'])} vs `{r['parent']}`" if p else "–"
+        snr = ("∞" if m.get("snr_db") is None else _fmt(m["snr_db"], ".1f")) if m else "–"
+        parent = f"{_fmt(p['max_abs'])} vs `{r['parent']}`" if p else "–"
         lines.append(
             f"| `{r['artifact']}` | {r['runtime']} | {r['device']} | {r['precision']} | **{r['status']}** "
-            f"| {_num(m.get('max_abs'))} | {_num(m.get('max_rel'))} | {_num(m.get('mean_abs'))} "
-            f"| {_num(m.get('cosine'), '.6f')} | {snr} | {_num(m.get('top1_agreement'), '.4f')} "
-            f"| {_num(r['accuracy'], '.4f')} | {_num(r.get('noise'))} | {parent} | {_tolerance(r['tolerance'])} |"
+            f"| {_fmt(m.get('max_abs'))} | {_fmt(m.get('max_rel'))} | {_fmt(m.get('mean_abs'))} "
+            f"| {_fmt(m.get('cosine'), '.6f')} | {snr} | {_fmt(m.get('top1_agreement'), '.4f')} "
+            f"| {_fmt(r['accuracy'], '.4f')} | {_fmt(r.get('noise'))} | {parent} | {_tolerance(r['tolerance'])} |"
         )
     notes = []
     for r in d["results"]:
@@ -72,7 +69,7 @@ def render_markdown(report: ParityReport | dict[str, Any]) -> str:
         if r["status"] == "fail" and groups:
             notes.append(
                 f"- {where}: max abs by input group: "
-                + ", ".join(f"{g} {_num(v['max_abs'])}" for g, v in groups.items())
+                + ", ".join(f"{g} {_fmt(v['max_abs'])}" for g, v in groups.items())
             )
     if notes:
         lines += ["", "## Notes", "", *notes]
@@ -118,7 +115,7 @@ def render_markdown(report: ParityReport | dict[str, Any]) -> str:
             )
             lines.append(
                 f"| `{x['node']}` | {x['op_type']} | `{x['output']}` | `{(x['matched'] or '–')[:60]}` | {x['layout'] or '–'} "
-                f"| {_num(x['input_error'])} | {_num(x['output_error'])} | {mark} |"
+                f"| {_fmt(x['input_error'])} | {_fmt(x['output_error'])} | {mark} |"
             )
     return "\n".join(lines) + "\n"
 
