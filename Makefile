@@ -11,13 +11,14 @@ RUN    ?= runs/$(MODEL)
 PRECISIONS ?= fp32,fp16
 PYTEST_ARGS ?=
 FAIL_ON ?= any
+BACKEND ?= onnx2tf
 
 comma := ,
 TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tflite)
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-edge setup-gpu setup-browser train export convert validate report bench test test-all lint clean distclean help
+.PHONY: all setup setup-edge setup-legacy setup-gpu setup-browser train export convert validate report bench test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
@@ -25,6 +26,7 @@ help:
 	@echo "make test-all   every test, slow ones included"
 	@echo "make setup      create .venv and install onnxpipe with the pinned constraints"
 	@echo "make setup-edge create .venv-edge with the standalone tflite-runtime (validation runs it as a worker)"
+	@echo "make setup-legacy create .venv-legacy with onnx-tf 1.10 and TensorFlow 2.15 (convert --backend onnx-tf)"
 	@echo "make setup-gpu  replace onnxruntime by onnxruntime-gpu (never both)"
 	@echo "make train|export|convert|validate   one stage (file targets: up-to-date stages are skipped)"
 	@echo "make report     regenerate parity.md and report.html from parity.json"
@@ -61,13 +63,23 @@ $(EDGE_STAMP): constraints-edge.txt
 	.venv-edge/bin/python -c "import tflite_runtime, numpy; print('edge env ok: tflite-runtime', tflite_runtime.__version__, '| numpy', numpy.__version__)"
 	touch $@
 
+# The legacy environment: onnx-tf 1.10 on TensorFlow 2.15 (numpy < 2, onnx 1.16), run by convert as a worker.
+LEGACY_STAMP := .venv-legacy/.installed
+setup-legacy: $(LEGACY_STAMP)
+
+$(LEGACY_STAMP): constraints-legacy.txt
+	test -x .venv-legacy/bin/python || $(PYTHON) -m venv .venv-legacy
+	.venv-legacy/bin/python -m pip install --quiet -r constraints-legacy.txt
+	.venv-legacy/bin/python -c "import warnings; warnings.simplefilter('ignore'); import onnx_tf, tensorflow, onnx; print('legacy env ok: onnx-tf', onnx_tf.version.version, '| tensorflow', tensorflow.__version__, '| onnx', onnx.__version__)"
+	touch $@
+
 # Headless Chromium for the HTML report test (Debian package; needs root).
 setup-browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # --- the demo --------------------------------------------------------------------------------
 all: $(STAMP)
-	$(ONNXPIPE) run --model $(MODEL) --out $(RUN) --precision $(PRECISIONS)
+	$(ONNXPIPE) run --model $(MODEL) --out $(RUN) --precision $(PRECISIONS) --backend $(BACKEND)
 
 # --- stages as file targets ------------------------------------------------------------------
 train: $(RUN)/checkpoint.pt
@@ -83,7 +95,7 @@ $(RUN)/model.onnx: $(RUN)/checkpoint.pt
 	$(ONNXPIPE) export $(RUN)
 
 $(CONVERTED) &: $(RUN)/model.onnx
-	$(ONNXPIPE) convert $(RUN)/model.onnx --to saved_model,tflite --precision $(PRECISIONS) --out $(RUN)
+	$(ONNXPIPE) convert $(RUN)/checkpoint.pt --to saved_model,tflite --precision $(PRECISIONS) --backend $(BACKEND)
 
 $(RUN)/parity.json: $(RUN)/checkpoint.pt $(RUN)/model.onnx $(CONVERTED)
 	$(ONNXPIPE) validate $(RUN) --fail-on $(FAIL_ON)
@@ -104,10 +116,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/scaling.py runs/cnn runs/mobilenet
 
 # --- quality ---------------------------------------------------------------------------------
-test: $(STAMP) $(EDGE_STAMP)
+test: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP) $(EDGE_STAMP)
+test-all: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -119,4 +131,4 @@ clean:
 	find . -name __pycache__ -type d -prune -not -path "./.venv*" -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-edge *.egg-info
+	rm -rf $(VENV) .venv-edge .venv-legacy *.egg-info

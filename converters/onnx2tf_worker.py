@@ -16,67 +16,21 @@ dynamic axes, dtype).
 
 import json
 import os
-import re
 import sys
 import traceback
 
-
-def _natural(key):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
-
-
-def describe_saved_model(path):
-    """Inputs and outputs of a SavedModel's serving signature, read from saved_model.pb.
-
-    Parsing the protobuf is much faster than loading the model. Keys come in natural order
-    (``output_2`` before ``output_10``), which is onnx2tf's output order.
-    """
-    import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    model = saved_model_pb2.SavedModel()
-    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-        model.ParseFromString(f.read())
-    signature = model.meta_graphs[0].signature_def["serving_default"]
-
-    def spec(name, info):
-        dims = [] if info.tensor_shape.unknown_rank else [int(d.size) for d in info.tensor_shape.dim]
-        return {"name": name, "shape": dims, "dtype": tf.dtypes.as_dtype(info.dtype).name}
-
-    return {
-        "inputs": [spec(k, signature.inputs[k]) for k in sorted(signature.inputs, key=_natural)],
-        "outputs": [spec(k, signature.outputs[k]) for k in sorted(signature.outputs, key=_natural)],
-    }
-
-
-def describe_tflite(path):
-    """Input and output tensors of a .tflite file."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=path)
-
-    def spec(d):
-        return {
-            "name": d["name"],
-            "shape": [int(x) for x in d["shape_signature"]],
-            "dtype": d["dtype"].__name__,
-        }
-
-    return {
-        "inputs": [spec(d) for d in it.get_input_details()],
-        "outputs": [spec(d) for d in it.get_output_details()],
-    }
+from tf_describe import describe_saved_model, describe_tflite  # a sibling file, stdlib-only at import
 
 
 def _quantize(req):
-    """``mode: quantize``: SavedModel -> int8 TFLite files, calibration arrays from .npy files."""
+    """``mode: quantize``: SavedModel -> integer TFLite files, calibration arrays from .npy files."""
     import numpy as np
-    from saved_model_to_tflite import quantize  # a sibling file: this script runs without onnxpipe
+    from saved_model_to_tflite import convert  # a sibling file: this script runs without onnxpipe
 
     calibration = {name: np.load(path) for name, path in req.get("calibration", {}).items()}
     files = {}
     for precision, dest in req["outputs"].items():
-        quantize(req["saved_model"], dest, precision, calibration)
+        convert(req["saved_model"], dest, precision, calibration)
         files[os.path.basename(dest)] = describe_tflite(dest)
     return {"ok": True, "tflite": files}
 

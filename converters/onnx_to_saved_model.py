@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.layout import bind_tensors
-from converters.saved_model_to_tflite import QUANTIZED_PRECISIONS
+from converters.saved_model_to_tflite import CALIBRATED_PRECISIONS, QUANTIZED_PRECISIONS
 from models.artifact import Artifact, Format
 from models.errors import ConversionError, UnknownNameError, UsageError
 from models.fs import atomic_path
@@ -107,16 +107,32 @@ def _calibration_images() -> np.ndarray:
     return np.ascontiguousarray(np.repeat(x[..., None], 3, axis=-1), dtype=np.float32)
 
 
-def _call_worker(request: dict, work: Path, timeout_s: float, source: Path, what: str) -> dict:
-    """Run the worker on ``request`` in ``work``; its result, or a ConversionError with its log's tail."""
+def call_worker(
+    request: dict,
+    work: Path,
+    timeout_s: float,
+    source: Path,
+    what: str,
+    python: Path | None = None,
+    worker: Path = _WORKER,
+) -> dict:
+    """Run ``worker`` with ``python`` on ``request`` in ``work``.
+
+    Returns:
+        The worker's result.
+
+    Raises:
+        ConversionError: It failed or timed out; the message has the reason and its log's tail.
+    """
+    python = Path(python or sys.executable)
     (work / "request.json").write_text(json.dumps(request))
     env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", "")])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     log_path = work / f"{what}.log"
     result_path = work / "result.json"
     result_path.unlink(missing_ok=True)
-    cmd = [sys.executable, str(_WORKER), str(work / "request.json"), str(result_path)]
+    cmd = [str(python), str(worker), str(work / "request.json"), str(result_path)]
     with log_path.open("w") as log_file:
         try:
             proc = subprocess.run(
@@ -152,32 +168,42 @@ def _run_onnx2tf(onnx_path: Path, work: Path, timeout_s: float, needs_test_image
     if needs_test_images:
         np.save(work / _CALIBRATION_FILE, _calibration_images())
     request = {"mode": "convert", "onnx": str(model), "out_dir": str(work / "out"), "options": {}}
-    return _call_worker(request, work, timeout_s, onnx_path, "onnx2tf")
+    return call_worker(request, work, timeout_s, onnx_path, "onnx2tf")
+
+
+def write_calibration(spec, bindings, precisions, work: Path, source: Path) -> dict[str, str]:
+    """Training-split samples for the calibrated precisions, in the artifact's layout, as .npy files.
+
+    Returns:
+        Artifact input name -> .npy path (empty when no precision needs calibration).
+    """
+    from models.data import model_arrays
+
+    wanted = [p for p in precisions if p in CALIBRATED_PRECISIONS]
+    if not wanted:
+        return {}
+    if not spec.dataset or len(spec.inputs) != 1:
+        raise UsageError(
+            f"{source}: {wanted[0]} needs calibration samples, and this model has no bundled dataset"
+        )
+    x, _ = model_arrays(spec, "train")
+    sample = bindings[0].to_artifact(x[:_CALIBRATION_SAMPLES])
+    np.save(work / "calibration.npy", np.ascontiguousarray(sample))
+    return {bindings[0].artifact_name: str(work / "calibration.npy")}
 
 
 def _run_quantize(
     spec, saved_model: Path, bindings, precisions, work: Path, timeout_s: float, source: Path
 ) -> dict:
-    """int8 TFLite files from the SavedModel, calibrated on training-split samples in its layout."""
-    from models.data import model_arrays
-
-    calibration = {}
-    if "int8" in precisions:
-        if not spec.dataset or len(spec.inputs) != 1:
-            raise UsageError(
-                f"{source}: int8 needs calibration samples, and this model has no bundled dataset"
-            )
-        x, _ = model_arrays(spec, "train")
-        sample = bindings[0].to_artifact(x[:_CALIBRATION_SAMPLES])
-        np.save(work / "calibration.npy", np.ascontiguousarray(sample))
-        calibration = {bindings[0].artifact_name: str(work / "calibration.npy")}
+    """Integer TFLite files from the SavedModel, calibrated on training-split samples in its layout."""
+    calibration = write_calibration(spec, bindings, precisions, work, source)
     request = {
         "mode": "quantize",
         "saved_model": str(saved_model),
         "outputs": {p: str(work / tflite_name(p)) for p in precisions},
         "calibration": calibration,
     }
-    return _call_worker(request, work, timeout_s, source, "quantization")
+    return call_worker(request, work, timeout_s, source, "quantization")
 
 
 def convert_onnx2tf(

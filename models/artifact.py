@@ -88,7 +88,7 @@ class Artifact:
         path: File or folder.
         format: Its :class:`Format`.
         spec: The reference model's interface.
-        precision: ``fp32``, ``fp16``, ``dynamic_int8`` or ``int8``.
+        precision: one of :data:`models.spec.PRECISIONS`.
         inputs: Bindings of the spec's inputs, in spec order.
         outputs: Bindings of the spec's outputs, in spec order.
         parent: File name of the artifact this one was converted from (for hop-by-hop blame).

@@ -12,7 +12,7 @@ from models.errors import UnknownNameError
 __all__ = ["PRECISIONS", "ModelSpec", "TensorSpec", "Tolerance", "default_tolerances"]
 
 #: Precisions an artifact can have, from exact to most aggressive.
-PRECISIONS = ("fp32", "fp16", "dynamic_int8", "int8")
+PRECISIONS = ("fp32", "fp16", "dynamic_int8", "int16x8", "int8")
 
 
 @dataclass(frozen=True)
@@ -110,12 +110,16 @@ def default_tolerances() -> dict[str, Tolerance]:
 
     fp32 differences come from kernel summation order only (measured ~1e-6 on the digits models),
     so the bound is tight. fp16 stores weights in half precision (10-bit mantissa, relative error
-    ~5e-4 per weight) and errors accumulate through the layers, hence the looser bound.
+    ~5e-4 per weight) and errors accumulate through the layers, hence the looser bound. The
+    full-integer precisions (int8, int16x8) saturate activations beyond the calibrated range: on
+    the digits CNN the edge-case inputs dominate their max error (2.2, against 0.5 on validation
+    samples, for both), so they share one bound and are judged by top-1 agreement as well.
     """
     return {
         "fp32": Tolerance(atol=1e-4, rtol=1e-4, min_cosine=0.99999),
         "fp16": Tolerance(atol=2e-2, rtol=1e-2, min_cosine=0.999, min_top1=0.99),
         "dynamic_int8": Tolerance(atol=0.5, rtol=0.1, min_cosine=0.98, min_top1=0.95),
+        "int16x8": Tolerance(atol=1.0, rtol=0.2, min_cosine=0.95, min_top1=0.95),
         "int8": Tolerance(atol=1.0, rtol=0.2, min_cosine=0.95, min_top1=0.95),
     }
 
@@ -143,11 +147,11 @@ class ModelSpec:
     tolerances: Mapping[str, Tolerance] = field(default_factory=default_tolerances)
 
     def tolerance(self, precision: str) -> Tolerance:
-        """The tolerance for ``precision``."""
-        try:
-            return self.tolerances[precision]
-        except KeyError:
-            raise UnknownNameError("precision", precision, self.tolerances) from None
+        """The tolerance for ``precision`` (the default one when the spec predates that precision)."""
+        found = self.tolerances.get(precision) or default_tolerances().get(precision)
+        if found is None:
+            raise UnknownNameError("precision", precision, {**default_tolerances(), **self.tolerances})
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (also stored inside checkpoints, so only plain types)."""

@@ -102,7 +102,7 @@ def spec_from_onnx(path: Path) -> ModelSpec:
 
 
 def _describe(path: Path, fmt: Format) -> dict:
-    from converters.onnx2tf_worker import describe_saved_model, describe_tflite
+    from converters.tf_describe import describe_saved_model, describe_tflite
 
     try:
         return describe_saved_model(str(path)) if fmt is Format.TF_SAVED_MODEL else describe_tflite(str(path))
@@ -153,7 +153,8 @@ def resolve_artifact(path: str | Path, reference: ModelSpec | None = None) -> Ar
     except ConversionError as e:
         raise InputFileError(path, f"does not match the reference's interface: {e}") from e
     stem = path.stem.lower()
-    precision = next((p for p in ("fp16", "float16", "int8") if p in stem), "fp32").replace("float16", "fp16")
+    known = ("fp16", "float16", "int16x8", "dynamic_int8", "int8")
+    precision = next((p for p in known if p in stem), "fp32").replace("float16", "fp16")
     return Artifact(
         path,
         fmt,

@@ -13,17 +13,19 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from converters.onnx_to_saved_model import TFConvertOptions, convert_onnx2tf
+from converters.onnx_to_saved_model import TFConvertOptions, convert_onnx2tf, tflite_name
 from converters.torch_to_onnx import ExportOptions, export_onnx
 from models.artifact import Artifact, Format
 from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from models.errors import InputFileError, UsageError
+from models.errors import InputFileError, UnknownNameError, UsageError
 from pipeline.artifacts import detect_format, resolve_artifact
 from pipeline.rundir import RunDir
 from validation.parity import ParityReport, ValidateOptions, validate
 from validation.report import write_reports
 
 __all__ = [
+    "BACKENDS",
+    "convert_onnx_stage",
     "convert_stage",
     "export_stage",
     "resolve_checkpoint",
@@ -33,6 +35,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Converter backends of the ONNX -> TensorFlow hop (``auto`` and ``--compare-backends`` run both).
+BACKENDS = ("onnx2tf", "onnx-tf")
 
 
 def resolve_checkpoint(source: str | Path) -> Path:
@@ -96,6 +101,15 @@ def train_stage(
     return ckpt
 
 
+def export_stage_name(dest: Path) -> str:
+    """The manifest's stage name for an export to ``dest``: ``export`` for ``model.onnx``.
+
+    Other destinations (``model_opset12.onnx`` for onnx-tf) get their own record, so exports for two
+    backends do not invalidate each other.
+    """
+    return "export" if dest.name == "model.onnx" else f"export {dest.name}"
+
+
 def export_stage(
     checkpoint: Path,
     dest: Path,
@@ -105,9 +119,10 @@ def export_stage(
 ) -> Artifact:
     """Export a checkpoint to ``dest`` (``model.onnx``; skipped when up to date)."""
     run = RunDir(dest.parent).prepare()
+    stage = export_stage_name(dest)
     recorded = run.artifact(dest)
     if recorded is not None and _up_to_date(
-        run, "export", [checkpoint], dataclasses.asdict(options), force, on_progress
+        run, stage, [checkpoint], dataclasses.asdict(options), force, on_progress
     ):
         return recorded
     t0 = time.perf_counter()
@@ -115,13 +130,82 @@ def export_stage(
     artifact = export_onnx(ckpt, dest, options)
     artifact = dataclasses.replace(artifact, parent=checkpoint.name)
     run.record_stage(
-        "export",
+        stage,
         inputs=[checkpoint],
         outputs=[artifact],
         options=dataclasses.asdict(options),
         seconds=time.perf_counter() - t0,
     )
     return artifact
+
+
+def source_onnx(
+    source: Path,
+    run: RunDir,
+    backend: str,
+    export_options: ExportOptions = ExportOptions(),
+    force: bool = False,
+    on_progress: Callable[[str], None] = _quiet,
+) -> tuple[Artifact, bool]:
+    """The ONNX artifact ``backend`` converts: ``source`` itself, or its export into ``run``.
+
+    onnx2tf takes ``model.onnx`` (the dynamo exporter, opset 18 by default); onnx-tf takes
+    ``model_opset12.onnx`` (the TorchScript exporter at an opset it has handlers for).
+
+    Returns:
+        The ONNX artifact, and whether it was exported from a checkpoint.
+    """
+    from converters.onnx_tf_backend import LEGACY_OPSET
+
+    if not source.exists():
+        raise InputFileError(source, "no such file or folder")
+    fmt = detect_format(source)
+    if fmt is Format.ONNX:
+        return resolve_artifact(source), False
+    if fmt is not Format.TORCH:
+        raise InputFileError(source, "convert takes a checkpoint (.pt) or an ONNX file (.onnx)")
+    if backend == "onnx-tf":
+        export_options = ExportOptions(opset=export_options.opset or LEGACY_OPSET, exporter="torchscript")
+        dest = run.path / f"model_opset{export_options.opset}.onnx"
+    else:
+        dest = run.onnx
+    on_progress(f"export {source} -> {dest}")
+    return export_stage(source, dest, export_options, force, on_progress), True
+
+
+def _converter(backend: str) -> Callable[[Artifact, Path, TFConvertOptions], list[Artifact]]:
+    if backend == "onnx-tf":
+        from converters.onnx_tf_backend import convert_onnx_tf
+
+        return convert_onnx_tf
+    if backend == "onnx2tf":
+        return convert_onnx2tf
+    raise UnknownNameError("backend", backend, BACKENDS)
+
+
+def convert_onnx_stage(
+    onnx: Artifact,
+    run: RunDir,
+    options: TFConvertOptions,
+    backend: str = "onnx2tf",
+    force: bool = False,
+    on_progress: Callable[[str], None] = _quiet,
+) -> list[Artifact]:
+    """Convert an ONNX artifact with ``backend`` into ``run`` (skipped when up to date)."""
+    run.prepare()
+    convert_options = {**dataclasses.asdict(options), "backend": backend}
+    if _up_to_date(run, "convert", [onnx.path], convert_options, force, on_progress):
+        outputs = run.manifest()["stages"]["convert"]["outputs"]
+        return [a for a in run.artifacts() if a.path.name in outputs]
+    targets = ", ".join(["saved_model/"] * options.saved_model + [tflite_name(p) for p in options.precisions])
+    on_progress(f"{backend} {onnx.path.name} -> {targets}")
+    t0 = time.perf_counter()
+    artifacts = _converter(backend)(onnx, run.path, options)
+    seconds = time.perf_counter() - t0
+    run.record_stage(
+        "convert", inputs=[onnx.path], outputs=artifacts, options=convert_options, seconds=seconds
+    )
+    return artifacts
 
 
 def convert_stage(
@@ -131,37 +215,22 @@ def convert_stage(
     export_options: ExportOptions = ExportOptions(),
     on_progress: Callable[[str], None] | None = None,
     force: bool = False,
+    backend: str = "onnx2tf",
 ) -> list[Artifact]:
     """Convert a checkpoint (through ONNX) or an ONNX file to SavedModel and TFLite in ``out_dir``.
 
     Each stage on the way is skipped when its inputs, options and tool versions are as recorded.
+
+    Returns:
+        The exported ONNX artifact (when ``source`` is a checkpoint), then the converted ones.
     """
     say = on_progress or _quiet
+    if backend not in BACKENDS:
+        raise UnknownNameError("backend", backend, BACKENDS)
     run = RunDir(out_dir).prepare()
-    if not source.exists():
-        raise InputFileError(source, "no such file or folder")
-    fmt = detect_format(source)
-    if fmt is Format.TORCH:
-        say(f"export {source} -> {run.onnx}")
-        onnx = export_stage(source, run.onnx, export_options, force, say)
-    elif fmt is Format.ONNX:
-        onnx = resolve_artifact(source)
-    else:
-        raise InputFileError(source, "convert takes a checkpoint (.pt) or an ONNX file (.onnx)")
-    convert_options = {**dataclasses.asdict(options), "backend": "onnx2tf"}
-    if _up_to_date(run, "convert", [onnx.path], convert_options, force, say):
-        outputs = run.manifest()["stages"]["convert"]["outputs"]
-        artifacts = [a for a in run.artifacts() if a.path.name in outputs]
-    else:
-        targets = ", ".join(f"model_{p}.tflite" for p in options.precisions)
-        say(f"onnx2tf {onnx.path.name} -> saved_model/, {targets}")
-        t0 = time.perf_counter()
-        artifacts = convert_onnx2tf(onnx, run.path, options)
-        seconds = time.perf_counter() - t0
-        run.record_stage(
-            "convert", inputs=[onnx.path], outputs=artifacts, options=convert_options, seconds=seconds
-        )
-    return [onnx, *artifacts] if fmt is Format.TORCH else artifacts
+    onnx, exported = source_onnx(source, run, backend, export_options, force, say)
+    artifacts = convert_onnx_stage(onnx, run, options, backend, force, say)
+    return [onnx, *artifacts] if exported else artifacts
 
 
 def _onnx_ancestor(artifact: Artifact, by_label: dict[str, Artifact]) -> Artifact | None:

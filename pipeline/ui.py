@@ -58,7 +58,7 @@ def echo_parity(report: dict[str, Any], where: str, echo: Callable[[str], None] 
         m = r["metrics"]
         numbers = f"max abs {m['max_abs']:.2e}  cosine {m['cosine']:.6f}" if m else (r["message"] or "")
         echo(
-            f"  {r['artifact']:<{width}}  {r['runtime']:<18} {r['device']:<4} {r['precision']:<5} {status} {numbers}"
+            f"  {r['artifact']:<{width}}  {r['runtime']:<18} {r['device']:<4} {r['precision']:<7} {status} {numbers}"
         )
         if m and r["message"]:
             echo(f"  {'':<{width}}  {r['message']}")

@@ -53,6 +53,7 @@ def main():
             "name": d["name"],
             "shape": [int(x) for x in d["shape_signature"]],
             "dtype": d["dtype"].__name__,
+            "quantization": [float(d["quantization"][0]), int(d["quantization"][1])],
         }
 
     _write(

@@ -101,7 +101,8 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
         n = k
     if config.random:
         for t in spec.inputs:
-            parts[t.name].append(rng.uniform(lo, hi, size=t.concrete_shape(config.random)).astype(t.dtype))
+            shape = (config.random, *t.concrete_shape(1)[1:])  # rows on the first axis, even at a fixed batch
+            parts[t.name].append(rng.uniform(lo, hi, size=shape).astype(t.dtype))
         groups["random"] = (n, n + config.random)
         n += config.random
     if config.edge:

@@ -20,6 +20,7 @@ import numpy as np
 
 from models.artifact import Artifact, Format
 from models.errors import UsageError
+from validation.quant import dequantize, quantize
 
 __all__ = ["LayerError", "LocateReport", "locate"]
 
@@ -102,13 +103,6 @@ def _onnx_intermediates(path: Any, feeds: dict[str, np.ndarray]) -> tuple[Any, d
     return onnx.load(str(path), load_external_data=False), dict(zip(names, values, strict=True))
 
 
-def _dequantize(value: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zero = detail.get("quantization", (0.0, 0))
-    if value.dtype in (np.int8, np.uint8, np.int16) and scale:
-        return (value.astype(np.float32) - zero) * scale
-    return value.astype(np.float32)
-
-
 def _tflite_intermediates(artifact: Artifact, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -127,12 +121,7 @@ def _tflite_intermediates(artifact: Artifact, feeds: dict[str, np.ndarray]) -> d
     for binding in artifact.inputs:
         d = inputs[binding.artifact_name]
         value = np.ascontiguousarray(binding.to_artifact(feeds[binding.name]))
-        scale, zero = d["quantization"]
-        if d["dtype"] in (np.int8, np.uint8, np.int16) and scale:
-            value = np.clip(
-                np.round(value / scale + zero), np.iinfo(d["dtype"]).min, np.iinfo(d["dtype"]).max
-            )
-        it.set_tensor(d["index"], value.astype(d["dtype"]))
+        it.set_tensor(d["index"], quantize(value, d["dtype"], d["quantization"]))
     it.invoke()
     details = {d["index"]: d for d in it.get_tensor_details()}
     produced = {int(i) for op in it._get_ops_details() for i in op["outputs"]}
@@ -140,7 +129,7 @@ def _tflite_intermediates(artifact: Artifact, feeds: dict[str, np.ndarray]) -> d
     for index in produced:
         d = details[index]
         try:
-            out[d["name"]] = _dequantize(it.get_tensor(index), d)
+            out[d["name"]] = dequantize(it.get_tensor(index), d["quantization"]).astype(np.float32)
         except ValueError:  # a tensor the interpreter freed or never allocated
             continue
     return out

@@ -10,7 +10,8 @@ from converters.onnx_to_saved_model import PRECISIONS
 from pipeline.commands.options import csv_choice
 
 TARGETS = ("saved_model", "tflite")
-BACKENDS = ("onnx2tf",)
+#: ``--backend`` values: each converter, or ``auto`` (both, then the validated best per artifact).
+BACKEND_CHOICES = ("onnx2tf", "onnx-tf", "auto")
 
 
 def run_conversion(
@@ -20,8 +21,17 @@ def run_conversion(
     precisions: tuple[str, ...],
     export_options,
     force: bool = False,
+    backend: str = "onnx2tf",
+    compare: bool = False,
 ) -> list:
-    """Convert and print one line per artifact (shared with ``onnxpipe run``)."""
+    """Convert and print one line per artifact (shared with ``onnxpipe run``).
+
+    With ``compare`` or ``backend="auto"``, convert with every backend, validate each result and
+    print the side-by-side table; ``auto`` then keeps the validated best per artifact.
+
+    Raises:
+        ConversionError: ``auto``/``compare`` and some artifact passed parity with no backend.
+    """
     from converters.onnx_to_saved_model import TFConvertOptions
     from pipeline.stages import convert_stage
     from pipeline.ui import say
@@ -29,11 +39,48 @@ def run_conversion(
     options = TFConvertOptions(
         saved_model="saved_model" in to, precisions=precisions if "tflite" in to else ()
     )
-    artifacts = convert_stage(source, out, options, export_options, on_progress=say, force=force)
+    if compare or backend == "auto":
+        return _compare(source, out, options, export_options, force, keep=backend == "auto")
+    artifacts = convert_stage(
+        source, out, options, export_options, on_progress=say, force=force, backend=backend
+    )
+    _echo_artifacts(artifacts)
+    return artifacts
+
+
+def _echo_artifacts(artifacts: list) -> None:
     for a in artifacts:
         layout = ", ".join(f"{b.name}: {b.layout or 'as reference'}" for b in a.inputs)
-        click.echo(f"{a.format}: {a.path}  ({a.precision}; inputs {layout})")
-    return artifacts
+        click.echo(f"{a.format}: {a.path}  ({a.precision}; {a.backend}; inputs {layout})")
+
+
+def _compare(source: Path, out: Path, options, export_options, force: bool, keep: bool) -> list:
+    from models.errors import ConversionError
+    from pipeline.backends import compare_backends, keep_best, render_comparison_markdown
+    from pipeline.ui import say
+
+    comparison = compare_backends(source, out, options, export_options, force=force, on_progress=say)
+    kept, error = [], None
+    if keep:
+        try:
+            kept = keep_best(comparison, out, on_progress=say)
+        except ConversionError as e:
+            error = e
+    click.echo(render_comparison_markdown(comparison), nl=False)
+    click.echo(f"table: {out / 'backends.md'}, {out / 'backends.json'}")
+    _echo_artifacts(kept)
+    if error is not None:
+        raise error
+    unshippable = [
+        n
+        for n in comparison.names()
+        if not any(r.status == "pass" for r in comparison.rows if r.artifact == n)
+    ]
+    if unshippable:
+        raise ConversionError(
+            f"no backend made {', '.join(unshippable)} pass parity (see {out / 'backends.md'})"
+        )
+    return kept
 
 
 @click.command("convert")
@@ -52,18 +99,42 @@ def run_conversion(
 )
 @click.option("--opset", type=int, default=None, help="Opset when SOURCE is a checkpoint [default: 18].")
 @click.option(
-    "--backend", type=click.Choice(BACKENDS), default="onnx2tf", show_default=True, help="Converter backend."
+    "--backend",
+    type=click.Choice(BACKEND_CHOICES),
+    default="onnx2tf",
+    show_default=True,
+    help="Converter: onnx2tf, onnx-tf (legacy env: make setup-legacy), or auto (both; keep the validated best).",
+)
+@click.option(
+    "--compare-backends",
+    is_flag=True,
+    help="Convert with both backends into OUT/backends/, validate both, write backends.md/json; keep neither.",
 )
 @click.option("--force", is_flag=True, help="Convert even when the artifacts are up to date.")
 def command(
-    source: Path, to: str, precision: str, out: Path | None, opset: int | None, backend: str, force: bool
+    source: Path,
+    to: str,
+    precision: str,
+    out: Path | None,
+    opset: int | None,
+    backend: str,
+    compare_backends: bool,
+    force: bool,
 ) -> None:
     """Convert SOURCE (a checkpoint, or an ONNX file) to a TF SavedModel and TFLite files.
 
-    A checkpoint is exported to ONNX on the way. The backend is onnx2tf, run on a private copy of the
-    ONNX file. Each artifact records its layout (onnx2tf turns NCHW inputs into NHWC).
+    A checkpoint is exported to ONNX on the way: model.onnx (dynamo exporter) for onnx2tf,
+    model_opset12.onnx (TorchScript exporter) for onnx-tf. Each artifact records its layout
+    (onnx2tf turns NCHW inputs into NHWC; onnx-tf keeps NCHW) and the backend that made it.
 
-    Example: onnxpipe convert runs/cnn/checkpoint.pt --to saved_model,tflite --precision fp32,fp16
+    Examples:
+      onnxpipe convert runs/cnn/checkpoint.pt --to saved_model,tflite --precision fp32,fp16
+
+      onnxpipe convert runs/cnn/checkpoint.pt --backend onnx-tf
+
+      onnxpipe convert runs/cnn/checkpoint.pt --compare-backends
+
+      onnxpipe convert runs/cnn/checkpoint.pt --backend auto --precision fp32,fp16,int8
     """
     from converters.torch_to_onnx import ExportOptions
     from pipeline.rundir import RunDir
@@ -77,4 +148,6 @@ def command(
         source = resolve_checkpoint(source)
     out = out or source.parent
     with RunDir(out).lock():
-        run_conversion(source, out, targets, precisions, ExportOptions(opset=opset), force)
+        run_conversion(
+            source, out, targets, precisions, ExportOptions(opset=opset), force, backend, compare_backends
+        )

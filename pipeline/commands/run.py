@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from models.registry import ARCHITECTURES
+from pipeline.commands.convert import BACKEND_CHOICES
 from pipeline.errors import EXIT_PARITY_FAILED
 from validation.parity import FAIL_ON
 
@@ -30,6 +31,13 @@ from validation.parity import FAIL_ON
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
 @click.option("--precision", default=None, help="Override convert.precisions (comma list).")
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default=None, help="Override validate.fail_on.")
+@click.option(
+    "--backend",
+    type=click.Choice(BACKEND_CHOICES),
+    default="onnx2tf",
+    show_default=True,
+    help="Converter backend (auto: both, keep the validated best per artifact).",
+)
 @click.option("--force", is_flag=True, help="Rerun every stage, even those that are up to date.")
 def command(
     model: str,
@@ -39,6 +47,7 @@ def command(
     seed: int | None,
     precision: str | None,
     fail_on: str | None,
+    backend: str,
     force: bool,
 ) -> None:
     """Train MODEL, export it to ONNX, convert it to SavedModel and TFLite, validate every artifact.
@@ -59,7 +68,6 @@ def command(
 
     cfg = load_config(config_path).override("train", model=model, epochs=epochs, seed=seed)
     cfg = cfg.override("validate", fail_on=fail_on)
-    cfg = cfg.override("validate", fail_on=fail_on)
     if precision is not None:
         cfg = cfg.override("convert", precisions=csv_choice(precision, tuple(PRECISIONS), "precision"))
     cfg.train.resolved()  # a bad name or value fails before the run directory is created
@@ -73,7 +81,7 @@ def command(
         timings["train"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         run_conversion(
-            run.checkpoint, out, ("saved_model", "tflite"), cfg.convert.precisions, cfg.export, force
+            run.checkpoint, out, ("saved_model", "tflite"), cfg.convert.precisions, cfg.export, force, backend
         )
         timings["export+convert"] = time.perf_counter() - t0
         t0 = time.perf_counter()

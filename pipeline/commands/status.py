@@ -27,7 +27,7 @@ def command(run_dir: Path) -> None:
         raise InputFileError(run.path, "no such run directory")
     stages = run.manifest()["stages"]
     stale = False
-    for stage in STAGES:
+    for stage in [*STAGES, *sorted(s for s in stages if s not in STAGES)]:
         if stage not in stages:
             click.echo(f"{stage:<9} not run")
             continue

@@ -96,7 +96,9 @@ def test_garbage_onnx_fails_cleanly_and_writes_nothing(tmp_path, cnn_run):
 
 
 def test_unsupported_precision_and_empty_request():
-    with pytest.raises(UsageError, match="unknown precision 'int4'; valid: dynamic_int8, fp16, fp32, int8"):
+    with pytest.raises(
+        UsageError, match="unknown precision 'int4'; valid: dynamic_int8, fp16, fp32, int16x8, int8"
+    ):
         TFConvertOptions(precisions=("int4",))
     with pytest.raises(UsageError, match="nothing to convert"):
         TFConvertOptions(saved_model=False, precisions=())
@@ -109,19 +111,30 @@ def test_spec_from_onnx_reads_the_declared_interface(cnn_run):
     assert onnx.load(str(cnn_run / "model.onnx")).graph.output[0].name == "logits"
 
 
-def test_int8_precisions_are_calibrated_on_real_samples_and_keep_top1(cnn_run, tmp_path):
+def test_integer_precisions_are_calibrated_on_real_samples_and_keep_top1(cnn_run, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
     from pipeline.rundir import RunDir
     from validation.inputs import InputConfig
     from validation.parity import ValidateOptions, validate
 
     onnx_art = next(a for a in RunDir(cnn_run).artifacts() if a.label == "model.onnx")
     arts = convert_onnx2tf(
-        onnx_art, tmp_path, TFConvertOptions(saved_model=False, precisions=("dynamic_int8", "int8"))
+        onnx_art,
+        tmp_path,
+        TFConvertOptions(saved_model=False, precisions=("dynamic_int8", "int8", "int16x8")),
     )
     assert [(a.label, a.precision, a.backend) for a in arts] == [
         ("model_dynamic_int8.tflite", "dynamic_int8", "tf.lite.TFLiteConverter"),
         ("model_int8.tflite", "int8", "tf.lite.TFLiteConverter"),
+        ("model_int16x8.tflite", "int16x8", "tf.lite.TFLiteConverter"),
     ]
+    io_types = []
+    for a in arts:  # full integer means integer inputs and outputs, each with a scale and zero point
+        it = Interpreter(model_path=str(a.path))
+        d, o = it.get_input_details()[0], it.get_output_details()[0]
+        io_types.append((d["dtype"].__name__, o["dtype"].__name__, d["quantization"][0] > 0))
+    assert io_types == [("float32", "float32", False), ("int8", "int8", True), ("int16", "int16", True)]
     assert all(a.inputs[0].perm == (0, 2, 3, 1) for a in arts)
     assert arts[1].path.stat().st_size < (cnn_run / "model_fp32.tflite").stat().st_size / 2
     reference = type(onnx_art)(cnn_run / "checkpoint.pt", "torch", onnx_art.spec)

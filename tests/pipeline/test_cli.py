@@ -57,7 +57,7 @@ def test_bad_flags_are_usage_errors(tmp_path, cnn_run):
     proc = onnxpipe("convert", str(cnn_run / "model.onnx"), "--precision", "fp8", "--out", str(tmp_path))
     assert (
         proc.returncode == 2
-        and "unknown precision 'fp8'; valid: dynamic_int8, fp16, fp32, int8" in proc.stderr
+        and "unknown precision 'fp8'; valid: dynamic_int8, fp16, fp32, int16x8, int8" in proc.stderr
     )
     proc = onnxpipe("validate")
     assert proc.returncode == 2 and "give RUN_DIR, or --reference" in proc.stderr

@@ -108,7 +108,16 @@ class Runtime(abc.ABC):
         return out
 
     def static_batch(self) -> int | None:
-        """The batch size the artifact is fixed to, or ``None`` when its batch axis is dynamic."""
+        """The batch size the artifact is fixed to, or ``None`` when its batch axis is dynamic.
+
+        A reference whose interface has no dynamic axis at all (an ONNX file exported with a fixed
+        batch) is fixed to the batch its first input declares.
+        """
+        spec_inputs = self.artifact.spec.inputs
+        if spec_inputs and not any(t.dynamic_axes for t in spec_inputs):
+            first = spec_inputs[0].shape
+            if first and isinstance(first[0], int):
+                return first[0]
         for axes in self.dynamic_axes().values():
             for state in axes.values():
                 if state.startswith("static"):

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from models.artifact import Format
+from validation.quant import dequantize, quantize
 from validation.runtimes.base import Runtime
 
 
@@ -50,9 +51,13 @@ class LiteRtRuntime(Runtime):
             it.allocate_tensors()
             self._shapes = {k: v.shape for k, v in feeds.items()}
         for k, v in feeds.items():
-            it.set_tensor(self._inputs[k]["index"], v)
+            d = self._inputs[k]
+            it.set_tensor(d["index"], quantize(v, d["dtype"], d["quantization"]))
         it.invoke()
-        return {k: it.get_tensor(d["index"]).copy() for k, d in self._outputs.items()}
+        return {
+            k: dequantize(it.get_tensor(d["index"]), d["quantization"]).copy()
+            for k, d in self._outputs.items()
+        }
 
 
 class LiteRtReferenceRuntime(LiteRtRuntime):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from models.artifact import Format
+from validation.quant import dequantize, quantize
 from validation.runtimes.base import ArtifactNotLoadable, Runtime
 
 __all__ = ["EDGE_PYTHON", "TfliteRuntimeEdge"]
@@ -65,6 +66,8 @@ class TfliteRuntimeEdge(Runtime):
             self._close()
             raise ArtifactNotLoadable(f"tflite-runtime cannot load {self.artifact.label}: {hello['error']}")
         self._declared = {d["name"]: d["shape"] for d in hello["inputs"]}
+        self._in = {d["name"]: (np.dtype(d["dtype"]), d["quantization"]) for d in hello["inputs"]}
+        self._out = {d["name"]: d["quantization"] for d in hello["outputs"]}
 
     def declared_shapes(self) -> dict[str, list[int]]:  # noqa: D102
         return self._declared
@@ -81,8 +84,8 @@ class TfliteRuntimeEdge(Runtime):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         buf = io.BytesIO()
-        np.savez(buf, **feeds)
+        np.savez(buf, **{k: quantize(v, *self._in[k]) for k, v in feeds.items()})
         reply = self._send(buf.getvalue())
         if reply[:1] == b"{":
             raise RuntimeError(f"tflite-runtime: {json.loads(reply)['error']}")
-        return dict(np.load(io.BytesIO(reply)))
+        return {k: dequantize(v, self._out[k]) for k, v in np.load(io.BytesIO(reply)).items()}

@@ -1,0 +1,156 @@
+"""ONNX -> TensorFlow SavedModel (and TFLite files) with the onnx-tf backend, in the legacy environment.
+
+onnx-tf 1.10 is frozen: it needs TensorFlow 2.15 and onnx 1.16, so it lives in ``.venv-legacy``
+(``make setup-legacy``) and runs as a subprocess worker (:mod:`converters.onnx_tf_worker`), one
+model per process. Before the worker sees the graph, input/output names it cannot handle are
+renamed (:mod:`converters.onnx_tf_compat`); each artifact binds the user's names to the renamed
+ones, so reports keep the user's names. onnx-tf keeps the ONNX layout (NCHW stays NCHW). The
+TFLite files come from TensorFlow 2.15's converter on onnx-tf's SavedModel; a precision the
+converter cannot lower (onnx-tf's LSTM becomes TensorList ops TFLite rejects) fails the
+conversion with the converter's reason, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from converters.layout import bind_tensors
+from converters.onnx_tf_compat import sanitize_io_names
+from converters.onnx_to_saved_model import TFConvertOptions, call_worker, tflite_name, write_calibration
+from models.artifact import Artifact, Format, TensorBinding
+from models.errors import ConversionError, EnvironmentProblem, UsageError
+from models.fs import atomic_path
+
+__all__ = ["LEGACY_OPSET", "LEGACY_PYTHON", "WORKER", "convert_onnx_tf", "legacy_unavailable_reason"]
+
+log = logging.getLogger(__name__)
+
+#: The legacy environment's interpreter: ``.venv-legacy`` at the project root, or ``ONNXPIPE_LEGACY_PYTHON``.
+LEGACY_PYTHON = Path(
+    os.environ.get("ONNXPIPE_LEGACY_PYTHON")
+    or Path(__file__).resolve().parents[1] / ".venv-legacy" / "bin" / "python"
+)
+#: The opset checkpoints are exported at for onnx-tf (with the TorchScript exporter): onnx-tf 1.10
+#: has no handlers for Unsqueeze/Squeeze-13 or Reshape-19.
+LEGACY_OPSET = 12
+WORKER = Path(__file__).with_name("onnx_tf_worker.py")
+
+
+def legacy_unavailable_reason() -> str | None:
+    """Why the onnx-tf backend cannot run here, or ``None`` when it can."""
+    if not LEGACY_PYTHON.is_file():
+        return f"the legacy environment is not set up ({LEGACY_PYTHON} missing): run `make setup-legacy`"
+    return None
+
+
+def _rebind(bindings: tuple[TensorBinding, ...], forward: dict[str, str]) -> tuple[TensorBinding, ...]:
+    """Bindings made against the user's names, pointed at the renamed tensors the artifact has."""
+    return tuple(
+        TensorBinding(b.name, forward.get(b.artifact_name, b.artifact_name), b.perm, b.layout)
+        for b in bindings
+    )
+
+
+def _bind(spec, desc: dict, back: dict[str, str], forward: dict[str, str]):
+    """Bind an artifact description (renamed tensors) to the spec (the user's names)."""
+
+    def restored(tensors):
+        return [dict(t, name=back.get(t["name"], t["name"])) for t in tensors]
+
+    inputs = bind_tensors(spec.inputs, restored(desc["inputs"]), channels_last=False)
+    outputs = bind_tensors(spec.outputs, restored(desc["outputs"]), channels_last=False)
+    return _rebind(inputs, forward), _rebind(outputs, forward)
+
+
+def convert_onnx_tf(
+    onnx: Artifact, out_dir: str | Path, options: TFConvertOptions = TFConvertOptions()
+) -> list[Artifact]:
+    """Convert an ONNX artifact with onnx-tf into ``out_dir``: ``saved_model/`` and ``model_<p>.tflite``.
+
+    All or nothing: every artifact is written atomically, and only once all of them were made.
+
+    Returns:
+        The SavedModel artifact (if asked for) followed by one TFLite artifact per precision.
+
+    Raises:
+        EnvironmentProblem: The legacy environment is missing.
+        ConversionError: onnx-tf or the TFLite converter failed (the reason is in the message).
+    """
+    import onnx as onnx_lib
+
+    if onnx.format is not Format.ONNX:
+        raise UsageError(f"{onnx.path}: the onnx-tf backend converts ONNX files, got {onnx.format}")
+    reason = legacy_unavailable_reason()
+    if reason:
+        raise EnvironmentProblem(f"the onnx-tf backend is unavailable: {reason}")
+    try:
+        model = onnx_lib.load(str(onnx.path))
+    except Exception as e:  # onnx raises DecodeError, ValueError, OSError...
+        raise ConversionError(f"{onnx.path}: not a readable ONNX model ({type(e).__name__})") from e
+    back = sanitize_io_names(model)  # renamed -> user's name
+    forward = {v: k for k, v in back.items()}
+    if back:
+        log.info("onnx-tf: renamed %s", ", ".join(f"{v!r} -> {k!r}" for k, v in back.items()))
+    spec = onnx.spec
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".onnx-tf-", dir=out_dir) as tmp:
+        work = Path(tmp).resolve()
+        onnx_lib.save(model, str(work / "model.onnx"))
+        sm_calibration = tuple(
+            TensorBinding(t.name, forward.get(t.name, t.name), None, t.layout) for t in spec.inputs
+        )
+        request = {
+            "onnx": str(work / "model.onnx"),
+            "saved_model": str(work / "saved_model"),
+            "tflite": {p: str(work / tflite_name(p)) for p in options.precisions},
+            "calibration": write_calibration(spec, sm_calibration, options.precisions, work, onnx.path),
+        }
+        log.info("onnx-tf: converting %s", onnx.path)
+        try:
+            result = call_worker(
+                request, work, options.timeout_s, onnx.path, "onnx-tf", python=LEGACY_PYTHON, worker=WORKER
+            )
+        except ConversionError as e:
+            if "has no handler for" in str(e):
+                raise ConversionError(
+                    f"{str(e).splitlines()[0]} (export the checkpoint at opset {LEGACY_OPSET} with the "
+                    f"TorchScript exporter: `onnxpipe convert CHECKPOINT --backend onnx-tf` does this)"
+                ) from e
+            raise
+        if result["failed"]:
+            reasons = "; ".join(f"{tflite_name(p)}: {why}" for p, why in result["failed"].items())
+            raise ConversionError(
+                f"{onnx.path}: onnx-tf made a SavedModel but no working TFLite file from it ({reasons}); "
+                f"nothing was written (try --to saved_model, or --backend onnx2tf)"
+            )
+        extra = {"versions": result["versions"], "renamed": back}
+        sm_in, sm_out = _bind(spec, result["saved_model"], back, forward)
+        artifacts: list[Artifact] = []
+        sm_dest = out_dir / "saved_model"
+        bound = []
+        for precision in options.precisions:
+            src = work / tflite_name(precision)
+            ins, outs = _bind(spec, result["tflite"][src.name], back, forward)
+            bound.append((precision, src, ins, outs))
+        if options.saved_model:
+            with atomic_path(sm_dest) as dest_tmp:
+                (work / "saved_model").rename(dest_tmp)
+            artifacts.append(
+                Artifact(
+                    sm_dest, Format.TF_SAVED_MODEL, spec, "fp32", sm_in, sm_out, onnx.label, "onnx-tf", extra
+                )
+            )
+        for precision, src, ins, outs in bound:
+            dest = out_dir / tflite_name(precision)
+            with atomic_path(dest) as dest_tmp:
+                shutil.move(src, dest_tmp)
+            parent = sm_dest.name if options.saved_model else onnx.label
+            artifacts.append(
+                Artifact(dest, Format.TFLITE, spec, precision, ins, outs, parent, "onnx-tf", extra)
+            )
+    return artifacts

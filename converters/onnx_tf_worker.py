@@ -1,0 +1,114 @@
+"""Subprocess worker: run onnx-tf 1.10 on one ONNX file, in the legacy environment (``.venv-legacy``).
+
+Standalone on purpose (stdlib + onnx + onnx_tf + tensorflow 2.15, and its sibling files; no
+onnxpipe imports): onnx-tf cannot live beside TensorFlow 2.21, and it converts one model per
+process cleanly (a second ``prepare``/``export_graph`` in the same process fails), so each
+conversion gets a fresh process.
+
+Protocol: ``python onnx_tf_worker.py REQUEST.json RESULT.json``. The request holds ``onnx`` (a
+private copy whose graph input/output names the caller has already made safe for onnx-tf),
+``saved_model`` (the folder to write), ``tflite`` (precision -> .tflite path) and ``calibration``
+(SavedModel input name -> .npy path, for int8/int16x8). The result holds the SavedModel signature,
+each written .tflite file's tensors, and ``failed`` (precision -> reason) for TFLite files the
+converter could not make or that do not run one inference (onnx-tf's LSTM, for one): those files
+are removed.
+"""
+
+import json
+import os
+import sys
+import traceback
+
+
+def _versions():
+    import importlib.metadata as md
+
+    return {name: md.version(name) for name in ("onnx-tf", "tensorflow", "onnx")}
+
+
+def _convert(req):
+    import numpy as np
+    import onnx
+    from onnx_tf.backend import prepare
+    from onnx_tf.opset_version import backend_opset_version
+    from onnx_tf_compat import missing_handlers  # sibling files: this script runs without onnxpipe
+    from saved_model_to_tflite import convert
+    from tf_describe import describe_saved_model, describe_tflite
+
+    model = onnx.load(req["onnx"])
+    missing = missing_handlers(model, backend_opset_version)
+    if missing:
+        return {
+            "ok": False,
+            "error": f"onnx-tf 1.10 has no handler for {', '.join(missing)}",
+            "missing_handlers": missing,
+        }
+    prepare(model).export_graph(req["saved_model"])
+    calibration = {name: np.load(path) for name, path in req.get("calibration", {}).items()}
+    files, failed = {}, {}
+    for precision, dest in req.get("tflite", {}).items():
+        try:
+            convert(req["saved_model"], dest, precision, calibration)
+        except Exception as e:  # the TFLite converter's error names the op it could not lower
+            failed[precision] = f"{type(e).__name__}: {_first_error_line(str(e))}"
+        else:
+            problem = _does_not_run(dest)
+            if problem is None:
+                files[os.path.basename(dest)] = describe_tflite(dest)
+            else:
+                failed[precision] = f"the converted file does not run: {problem}"
+        if precision in failed and os.path.exists(dest):
+            os.remove(dest)
+    return {
+        "ok": True,
+        "versions": _versions(),
+        "saved_model": describe_saved_model(req["saved_model"]),
+        "tflite": files,
+        "failed": failed,
+    }
+
+
+def _does_not_run(path):
+    """Why a .tflite file cannot run one inference on zeros (``None`` when it can).
+
+    The converter can write a file whose kernels then refuse their shapes (onnx-tf's LSTM at a fixed
+    batch: its WHILE body's BATCH_MATMUL fails to prepare), so every file is run once before it is kept.
+    """
+    import numpy as np
+    from tensorflow.lite.python.interpreter import Interpreter
+
+    try:
+        it = Interpreter(model_path=path)
+        it.allocate_tensors()
+        for d in it.get_input_details():
+            it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
+        it.invoke()
+    except Exception as e:  # the interpreter reports the node that failed
+        return f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"
+    return None
+
+
+def _first_error_line(message):
+    """The TFLite converter's first ``error:`` line (its messages run to pages of MLIR locations)."""
+    for line in message.splitlines():
+        if "error:" in line:
+            return line.split("error:", 1)[1].strip()[:400]
+    return message.strip().splitlines()[0][:400] if message.strip() else "no message"
+
+
+def main(request_path, result_path):
+    """Serve the request; write the result JSON. Exit status 0 when the result is ``ok``."""
+    with open(request_path) as f:
+        req = json.load(f)
+    try:
+        os.chdir(os.path.dirname(os.path.abspath(request_path)))
+        result = _convert(req)
+    except BaseException as e:  # report every failure to the parent, which raises a proper error
+        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    with open(result_path, "w") as f:
+        json.dump(result, f, indent=2)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,266 @@
+"""Both converter backends side by side: ``convert --compare-backends`` and ``convert --backend auto``.
+
+Each backend converts into its own run directory (``backends/<backend>/``, with its own manifest
+and parity reports), and each result is validated against the same reference. The comparison is
+one row per (artifact, backend): parity, worst error, size, latency. ``auto`` then keeps, per
+artifact, the one that passed parity (the faster when both did) and copies it into the run
+directory; an artifact that no backend made pass is not kept. Each converter has silent failure
+modes of its own, so nothing is kept on a converter's word: only on validation's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from converters.onnx_to_saved_model import TFConvertOptions, tflite_name
+from converters.torch_to_onnx import ExportOptions
+from models.artifact import Artifact, Format
+from models.errors import ConversionError, EnvironmentProblem, ExportError
+from models.fs import atomic_path, write_json
+from pipeline.artifacts import resolve_artifact
+from pipeline.rundir import RunDir
+from pipeline.stages import BACKENDS, convert_onnx_stage, source_onnx, validate_stage
+from validation.metrics import fmt
+from validation.parity import ValidateOptions
+
+__all__ = ["BackendRow", "Comparison", "compare_backends", "keep_best", "render_comparison_markdown"]
+
+#: The runtime whose latency stands for each format in the table.
+_LATENCY_RUNTIME = {Format.TF_SAVED_MODEL: "tensorflow", Format.TFLITE: "ai-edge-litert"}
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+@dataclass
+class BackendRow:
+    """One artifact made by one backend, as validated.
+
+    Attributes:
+        artifact: File name (``saved_model``, ``model_fp32.tflite``).
+        backend: ``onnx2tf`` or ``onnx-tf``.
+        status: ``pass``, ``fail`` (a runtime's parity failed) or ``not made`` (conversion failed).
+        max_abs: Worst max abs error over the runtimes that ran it.
+        cosine: Lowest cosine similarity over those runtimes.
+        size_bytes: Size on disk.
+        ms_per_sample: Latency on ``runtime`` over the validation batches.
+        runtime: The runtime the latency was measured on.
+        message: Why it failed or was not made.
+    """
+
+    artifact: str
+    backend: str
+    status: str
+    max_abs: float | None = None
+    cosine: float | None = None
+    size_bytes: int | None = None
+    ms_per_sample: float | None = None
+    runtime: str | None = None
+    message: str = ""
+    kept: bool = False
+    why: str = ""
+
+
+@dataclass
+class Comparison:
+    """Every backend's artifacts, validated against one reference."""
+
+    reference: str
+    rows: list[BackendRow] = field(default_factory=list)
+    artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict)  # (artifact, backend) ->
+    onnx: dict[str, Artifact] = field(default_factory=dict)  # backend -> the ONNX it converted
+
+    def names(self) -> list[str]:
+        """Artifact names, in the order they were asked for."""
+        return list(dict.fromkeys(r.artifact for r in self.rows))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``backends.json``)."""
+        return {"reference": self.reference, "rows": [dataclasses.asdict(r) for r in self.rows]}
+
+
+def _wanted(options: TFConvertOptions) -> list[str]:
+    return ["saved_model"] * options.saved_model + [tflite_name(p) for p in options.precisions]
+
+
+def _rows(report: dict[str, Any], artifacts: Sequence[Artifact], backend: str) -> list[BackendRow]:
+    rows = []
+    for art in artifacts:
+        ran = [r for r in report["results"] if r["artifact"] == art.label and r["status"] != "unavailable"]
+        with_metrics = [r for r in ran if r["metrics"]]
+        failed = [r for r in ran if r["status"] != "pass"]
+        timed = [r for r in ran if r.get("ms_per_sample") is not None and r["device"] == "cpu"]
+        primary = next((r for r in timed if r["runtime"] == _LATENCY_RUNTIME.get(art.format)), None)
+        primary = primary or (timed[0] if timed else None)
+        rows.append(
+            BackendRow(
+                artifact=art.label,
+                backend=backend,
+                status="fail" if failed or not ran else "pass",
+                max_abs=max((r["metrics"]["max_abs"] for r in with_metrics), default=None),
+                cosine=min((r["metrics"]["cosine"] for r in with_metrics), default=None),
+                size_bytes=next((r["size_bytes"] for r in ran if r.get("size_bytes")), None),
+                ms_per_sample=primary["ms_per_sample"] if primary else None,
+                runtime=primary["runtime"] if primary else None,
+                message="; ".join(f"{r['runtime']}: {r['message']}" for r in failed[:2])
+                or ("no runtime could run it" if not ran else ""),
+            )
+        )
+    return rows
+
+
+def compare_backends(
+    source: Path,
+    out_dir: Path,
+    options: TFConvertOptions,
+    export_options: ExportOptions = ExportOptions(),
+    validate_options: ValidateOptions = ValidateOptions(),
+    force: bool = False,
+    on_progress: Callable[[str], None] = _quiet,
+    backends: Sequence[str] = BACKENDS,
+) -> Comparison:
+    """Convert ``source`` with every backend into ``out_dir/backends/<backend>/`` and validate each.
+
+    A backend that cannot convert (or is not installed) gets ``not made`` rows with the reason; the
+    others go on. Writes ``backends.json`` and ``backends.md`` into ``out_dir``.
+    """
+    run = RunDir(out_dir).prepare()
+    comparison: Comparison | None = None
+    rows: list[BackendRow] = []
+    artifacts: dict[tuple[str, str], Artifact] = {}
+    onnx_by_backend: dict[str, Artifact] = {}
+    for backend in backends:
+        on_progress(f"backend {backend}")
+        sub = RunDir(run.path / "backends" / backend)
+        try:
+            onnx, exported = source_onnx(source, run, backend, export_options, force, on_progress)
+            made = convert_onnx_stage(onnx, sub, options, backend, force, on_progress)
+        except (ConversionError, EnvironmentProblem, ExportError) as e:
+            reason = str(e).splitlines()[0]
+            on_progress(f"backend {backend}: not made: {reason}")
+            rows += [BackendRow(name, backend, "not made", message=reason) for name in _wanted(options)]
+            continue
+        reference = resolve_artifact(source) if exported else onnx
+        candidates = [onnx, *made] if exported else made
+        report = validate_stage(reference, candidates, sub.path, validate_options, on_progress, force=force)
+        comparison = comparison or Comparison(reference.label)
+        rows += _rows(report, made, backend)
+        artifacts.update({(a.label, backend): a for a in made})
+        onnx_by_backend[backend] = onnx
+    comparison = comparison or Comparison(Path(source).name)
+    order = {name: i for i, name in enumerate(_wanted(options))}
+    comparison.rows = sorted(rows, key=lambda r: (order.get(r.artifact, len(order)), r.backend))
+    comparison.artifacts = artifacts
+    comparison.onnx = onnx_by_backend
+    write_comparison(comparison, run.path)
+    return comparison
+
+
+def _speed(row: BackendRow) -> float:
+    return row.ms_per_sample if row.ms_per_sample is not None else math.inf
+
+
+def _choose(rows: list[BackendRow]) -> tuple[BackendRow | None, str]:
+    """The row to keep among one artifact's rows, and why (or why none)."""
+    passed = [r for r in rows if r.status == "pass"]
+    others = "; ".join(f"{r.backend}: {r.status}{' (' + r.message + ')' if r.message else ''}" for r in rows)
+    if not passed:
+        return None, f"no backend's artifact passed parity ({others})"
+    best = min(passed, key=_speed)
+    if len(passed) == 1:
+        return best, f"only {best.backend}'s passed parity ({others})"
+    rest = ", ".join(f"{r.backend} {fmt(r.ms_per_sample)}" for r in passed if r is not best)
+    return best, (
+        f"all passed parity; {best.backend} is the fastest on {best.runtime} "
+        f"({fmt(best.ms_per_sample)} ms/sample vs {rest})"
+    )
+
+
+def keep_best(
+    comparison: Comparison, out_dir: Path, on_progress: Callable[[str], None] = _quiet
+) -> list[Artifact]:
+    """Copy, per artifact, the validated best backend's file into ``out_dir`` and record it.
+
+    The manifest's ``convert`` record lists the kept artifacts, each with ``kept`` (the backend) and
+    ``why`` in its ``extra``; ``backends.json``/``backends.md`` mark the kept rows.
+
+    Raises:
+        ConversionError: Some artifact passed parity with no backend (it is not kept); the others are.
+    """
+    run = RunDir(out_dir).prepare()
+    t0 = time.perf_counter()
+    kept: list[Artifact] = []
+    refused: list[str] = []
+    kept_from: dict[str, str] = {}
+    for name in comparison.names():
+        rows = [r for r in comparison.rows if r.artifact == name]
+        best, why = _choose(rows)
+        if best is None:
+            refused.append(f"{name}: {why}")
+            on_progress(f"auto: {name} not kept: {why}")
+            continue
+        best.kept, best.why = True, why
+        source = comparison.artifacts[(name, best.backend)]
+        dest = run.path / name
+        with atomic_path(dest) as tmp:
+            if source.path.is_dir():
+                shutil.copytree(source.path, tmp)
+            else:
+                shutil.copyfile(source.path, tmp)
+        parent = source.parent
+        if source.format is Format.TFLITE and kept_from.get("saved_model") != best.backend:
+            parent = comparison.onnx[best.backend].label  # its own SavedModel was not kept: blame from ONNX
+        kept_from[name] = best.backend
+        extra = {**source.extra, "kept": best.backend, "why": why}
+        kept.append(dataclasses.replace(source, path=dest, parent=parent, extra=extra))
+        on_progress(f"auto: keep {best.backend}'s {name}: {why}")
+    inputs = [a.path for a in comparison.onnx.values()]
+    options = {"backend": "auto", "kept": {a.label: a.extra["kept"] for a in kept}}
+    if kept:
+        run.record_stage(
+            "convert", inputs=inputs, outputs=kept, options=options, seconds=time.perf_counter() - t0
+        )
+    write_comparison(comparison, run.path)
+    if refused:
+        raise ConversionError("--backend auto kept no " + "; no ".join(refused))
+    return kept
+
+
+def render_comparison_markdown(comparison: Comparison) -> str:
+    """The side-by-side table (``backends.md``)."""
+    lines = [
+        f"# Backends compared (reference: {comparison.reference})",
+        "",
+        "| artifact | backend | parity | max abs | min cosine | size | ms/sample | kept |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in comparison.rows:
+        size = f"{r.size_bytes / 1024:.1f} KiB" if r.size_bytes else "-"
+        latency = f"{fmt(r.ms_per_sample)} ({r.runtime})" if r.ms_per_sample is not None else "-"
+        cosine = f"{r.cosine:.6f}" if r.cosine is not None else "-"
+        lines.append(
+            f"| {r.artifact} | {r.backend} | {r.status} | {fmt(r.max_abs)} | {cosine} | {size} | {latency} "
+            f"| {'yes' if r.kept else ''} |"
+        )
+    notes = [r for r in comparison.rows if r.message or r.why]
+    if notes:
+        lines += ["", "## Notes", ""]
+        lines += [f"- {r.artifact} ({r.backend}): {r.why or r.message}" for r in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(comparison: Comparison, out_dir: Path) -> list[Path]:
+    """Write ``backends.json`` and ``backends.md`` (atomically)."""
+    paths = [out_dir / "backends.json", out_dir / "backends.md"]
+    write_json(paths[0], comparison.to_dict())
+    with atomic_path(paths[1]) as tmp:
+        tmp.write_text(render_comparison_markdown(comparison))
+    return paths
