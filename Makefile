@@ -105,9 +105,11 @@ $(RUN)/report.html: $(RUN)/parity.json
 
 # --- benchmarks: the CNN and the MobileNet-style model, every artifact x runtime, then the ratios ---
 BENCH_PRECISIONS ?= fp32,fp16,int8
-bench: $(STAMP)
+bench: $(STAMP) $(LEGACY_STAMP)
 	$(ONNXPIPE) run --model cnn --out runs/cnn --precision $(BENCH_PRECISIONS)
 	$(ONNXPIPE) run --model mobilenet --out runs/mobilenet --precision $(BENCH_PRECISIONS) --fail-on fp32
+	$(ONNXPIPE) convert runs/cnn/checkpoint.pt --compare-backends --precision fp32
+	$(ONNXPIPE) convert runs/mobilenet/checkpoint.pt --compare-backends --precision fp32
 	$(ONNXPIPE) bench runs/cnn --threads 1 --iters 200
 	$(ONNXPIPE) bench runs/mobilenet --threads 1 --iters 50
 	$(BIN)/python bench/peak.py runs/cnn runs/mobilenet

@@ -157,7 +157,8 @@ def compare_backends(
         onnx_by_backend[backend] = onnx
     comparison = comparison or Comparison(Path(source).name)
     order = {name: i for i, name in enumerate(_wanted(options))}
-    comparison.rows = sorted(rows, key=lambda r: (order.get(r.artifact, len(order)), r.backend))
+    rank = {b: i for i, b in enumerate(backends)}
+    comparison.rows = sorted(rows, key=lambda r: (order.get(r.artifact, len(order)), rank[r.backend]))
     comparison.artifacts = artifacts
     comparison.onnx = onnx_by_backend
     write_comparison(comparison, run.path)

@@ -16,6 +16,14 @@ HOSTILE_TRIED: list[str] = []
 ONNXPIPE = [sys.executable, "-m", "pipeline"]
 
 
+def requires_env(python: Path, target: str):
+    """Skip (with the fix) when a worker environment is missing, except in CI, where it must exist."""
+    return pytest.mark.skipif(
+        not python.is_file() and not os.environ.get("CI"),
+        reason=f"Requires: {python.parents[1].name} (make {target})",
+    )
+
+
 def onnxpipe(*args: str, cwd: Path | None = None, check: bool = False, env: dict | None = None):
     """Run the real CLI in a subprocess; returns the CompletedProcess (text output)."""
     proc = subprocess.run(

@@ -14,11 +14,9 @@ import pytest
 
 from converters.onnx_tf_backend import LEGACY_PYTHON, WORKER
 from converters.onnx_tf_compat import is_safe_name, missing_handlers, sanitize_io_names
-from tests.conftest import onnxpipe
+from tests.conftest import onnxpipe, requires_env
 
-needs_legacy = pytest.mark.skipif(
-    not LEGACY_PYTHON.is_file(), reason="Requires: .venv-legacy (make setup-legacy)"
-)
+needs_legacy = requires_env(LEGACY_PYTHON, "setup-legacy")
 
 
 def _export_badly_named(path, opset=12):

@@ -6,10 +6,11 @@ import pytest
 
 from pipeline.artifacts import resolve_artifact
 from pipeline.rundir import RunDir
+from tests.conftest import requires_env
 from validation.edge import edge_readiness, tflite_ops
 from validation.runtimes.tflite_edge import EDGE_PYTHON, TfliteRuntimeEdge
 
-needs_edge = pytest.mark.skipif(not EDGE_PYTHON.is_file(), reason="Requires: .venv-edge (make setup-edge)")
+needs_edge = requires_env(EDGE_PYTHON, "setup-edge")
 
 
 def test_ops_and_versions_are_read_from_the_flatbuffer(cnn_run):
