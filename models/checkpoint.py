@@ -30,7 +30,8 @@ class Checkpoint:
         model: Architecture name in the registry.
         state_dict: Parameters and buffers.
         spec: The model's interface.
-        model_kwargs: Keyword arguments of the architecture's ``build``.
+        model_kwargs: Keyword arguments of the architecture's ``build`` (or the user class).
+        model_class: For an imported user model (``model == "user"``): its class reference.
         train_config: The training configuration that produced it.
         metrics: Final training metrics (e.g. validation accuracy).
     """
@@ -39,6 +40,7 @@ class Checkpoint:
     state_dict: dict[str, Any]
     spec: ModelSpec
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    model_class: str | None = None
     train_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)  # where it was loaded from (not saved)
@@ -52,6 +54,7 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
         "format": CHECKPOINT_FORMAT,
         "model": ckpt.model,
         "model_kwargs": ckpt.model_kwargs,
+        "model_class": ckpt.model_class,
         "state_dict": ckpt.state_dict,
         "spec": ckpt.spec.to_dict(),
         "train_config": ckpt.train_config,
@@ -106,6 +109,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         state_dict=payload["state_dict"],
         spec=ModelSpec.from_dict(payload["spec"]),
         model_kwargs=dict(payload.get("model_kwargs", {})),
+        model_class=payload.get("model_class"),
         train_config=dict(payload.get("train_config", {})),
         metrics=dict(payload.get("metrics", {})),
         path=path,
@@ -121,6 +125,10 @@ def load_model(source: str | Path | Checkpoint):
     """
     ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
     where = ckpt.path or "checkpoint"
+    if ckpt.model_class:
+        from models.user import build_user_model
+
+        return build_user_model(ckpt.model_class, ckpt.model_kwargs, ckpt.state_dict, where)
     model = get_architecture(ckpt.model).build(**ckpt.model_kwargs)
     own = model.state_dict()
     missing = [k for k in own if k not in ckpt.state_dict]

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from converters.onnx_to_saved_model import PRECISIONS
-from pipeline.commands.options import csv_choice
+from pipeline.commands.options import csv_choice, import_user_model, user_model_options
 
 TARGETS = ("saved_model", "tflite")
 #: ``--backend`` values: each converter, or ``auto`` (both, then the validated best per artifact).
@@ -111,6 +111,7 @@ def _compare(source: Path, out: Path, options, export_options, force: bool, keep
     help="Convert with both backends into OUT/backends/, validate both, write backends.md/json; keep neither.",
 )
 @click.option("--force", is_flag=True, help="Convert even when the artifacts are up to date.")
+@user_model_options
 def command(
     source: Path,
     to: str,
@@ -120,6 +121,7 @@ def command(
     backend: str,
     compare_backends: bool,
     force: bool,
+    **user: object,
 ) -> None:
     """Convert SOURCE (a checkpoint, or an ONNX file) to a TF SavedModel and TFLite files.
 
@@ -135,6 +137,11 @@ def command(
       onnxpipe convert runs/cnn/checkpoint.pt --compare-backends
 
       onnxpipe convert runs/cnn/checkpoint.pt --backend auto --precision fp32,fp16,int8
+
+      onnxpipe convert weights.pt --model-class net.py:Net --input-shape 1,3,32,32 --out runs/net
+
+    With --model-class, SOURCE is your model's state dict (.pt or .safetensors), imported as
+    OUT/checkpoint.pt first (see `onnxpipe export --help`).
     """
     from converters.torch_to_onnx import ExportOptions
     from pipeline.rundir import RunDir
@@ -144,10 +151,16 @@ def command(
     precisions = csv_choice(precision, tuple(PRECISIONS), "precision")
     if not targets:
         raise click.UsageError("--to: give at least one of saved_model, tflite")
+    if user["model_class"] is None:
+        import_user_model(source, None, dict(user))  # refuses stray user-model options
+    elif source.is_dir():
+        raise click.UsageError("--model-class: SOURCE must be your weights file (.pt or .safetensors)")
     if source.is_dir():
         source = resolve_checkpoint(source)
     out = out or source.parent
     with RunDir(out).lock():
+        if user["model_class"] is not None:
+            source = import_user_model(source, out, dict(user))
         run_conversion(
             source, out, targets, precisions, ExportOptions(opset=opset), force, backend, compare_backends
         )

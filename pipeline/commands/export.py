@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from converters.torch_to_onnx import EXPORTERS
+from pipeline.commands.options import import_user_model, user_model_options
 
 
 @click.command("export")
@@ -20,23 +21,39 @@ from converters.torch_to_onnx import EXPORTERS
     help="Output file [default: next to the checkpoint, model.onnx].",
 )
 @click.option("--force", is_flag=True, help="Export even when model.onnx is up to date.")
-def command(source: Path, opset: int | None, exporter: str, out: Path | None, force: bool) -> None:
+@user_model_options
+def command(
+    source: Path, opset: int | None, exporter: str, out: Path | None, force: bool, **user: object
+) -> None:
     """Export SOURCE (a run directory or a checkpoint) to ONNX.
 
     The file is kept only if onnx.checker, shape inference and an ONNX Runtime vs PyTorch check pass.
+    With --model-class, SOURCE is your model's state dict (.pt or .safetensors): it is imported as
+    checkpoint.pt beside the ONNX file first.
 
-    Example: onnxpipe export runs/cnn --opset 18
+    Examples:
+      onnxpipe export runs/cnn --opset 18
+
+      onnxpipe export weights.safetensors --model-class net.py:Net --input-shape 1,3,32,32 --out runs/net/model.onnx
     """
     from converters.torch_to_onnx import ExportOptions
     from pipeline.rundir import RunDir
     from pipeline.stages import export_stage, resolve_checkpoint
     from pipeline.ui import say
 
-    ckpt = resolve_checkpoint(source)
-    dest = out or ckpt.parent / "model.onnx"
+    if user["model_class"] is not None:
+        if source.is_dir():
+            raise click.UsageError("--model-class: SOURCE must be your weights file (.pt or .safetensors)")
+        dest = out or source.parent / "model.onnx"
+    else:
+        import_user_model(source, None, dict(user))  # refuses stray user-model options
+        ckpt = resolve_checkpoint(source)
+        dest = out or ckpt.parent / "model.onnx"
     options = ExportOptions(opset=opset, exporter=exporter)
-    say(f"export {ckpt} -> {dest}")
     with RunDir(dest.parent).lock():
+        if user["model_class"] is not None:
+            ckpt = import_user_model(source, dest.parent, dict(user))
+        say(f"export {ckpt} -> {dest}")
         art = export_stage(ckpt, dest, options, force, say)
     worst = max(art.extra["ort_vs_torch_max_abs"].values())
     click.echo(f"onnx: {dest}  (opset {art.extra['opset']}, ONNX Runtime vs PyTorch max abs {worst:.2e})")

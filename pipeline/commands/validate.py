@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.options import import_user_model, user_model_options
 from pipeline.errors import EXIT_PARITY_FAILED
 from validation.parity import DEVICES, FAIL_ON
 from validation.runtimes import RUNTIMES
@@ -37,6 +38,24 @@ def run_validation(
         where = "; ".join(f"{r['artifact']} on {r['runtime']}: {r['message']}" for r in missing)
         raise EnvironmentProblem(f"--strict-device: CUDA was asked for but not attached: {where}")
     return report["passed"]
+
+
+def _trust_run_class(run, class_ref: str, user: dict) -> None:
+    """Allow rebuilding the run's imported checkpoint with ``class_ref``, if it is the one it names."""
+    from models.checkpoint import load_checkpoint
+    from models.user import canonical_class_ref, trust
+
+    extra = [k for k, v in user.items() if v and k != "model_class"]
+    if extra:
+        raise click.UsageError(
+            "with RUN_DIR, give only --model-class (its checkpoint already holds the interface and arguments)"
+        )
+    recorded = load_checkpoint(run.checkpoint).model_class if run.checkpoint.is_file() else None
+    if recorded != canonical_class_ref(class_ref):
+        raise click.UsageError(
+            f"--model-class {class_ref}: {run.checkpoint} was imported from {recorded or 'a zoo model, not a user class'}"
+        )
+    trust(class_ref)
 
 
 @click.command("validate")
@@ -103,6 +122,7 @@ def run_validation(
 )
 @click.option("--force", is_flag=True, help="Validate even when the reports are up to date.")
 @click.option("--strict-device", is_flag=True, help="Exit 3 when a runtime asked to run on CUDA could not.")
+@user_model_options
 def command(
     run_dir: Path | None,
     reference: Path | None,
@@ -121,6 +141,7 @@ def command(
     locate_threshold: float,
     force: bool,
     strict_device: bool,
+    **user: object,
 ) -> None:
     """Check that every artifact computes what the reference computes. Exit code 1 on failure.
 
@@ -135,6 +156,14 @@ def command(
       onnxpipe validate --reference runs/cnn/model.onnx --candidate runs/cnn/model_fp16.tflite
 
       onnxpipe validate runs/cnn --locate
+
+      onnxpipe validate runs/net --model-class net.py:Net
+
+      onnxpipe validate --reference weights.pt --model-class net.py:Net --input-shape 1,3,32,32 --candidate m.tflite
+
+    A run directory made from your model class (convert/export --model-class) needs --model-class
+    again: onnxpipe imports code only when told to. With --reference, --model-class imports your
+    weights as OUT/checkpoint.pt first.
     """
     import dataclasses
 
@@ -162,16 +191,23 @@ def command(
         devices=csv_choice(devices, DEVICES, "device"),
         fail_on=fail_on,
     )
+    class_ref = user["model_class"]
+    if class_ref is None:
+        import_user_model(None, None, dict(user))  # refuses stray user-model options
     if run_dir:
+        if class_ref is not None:
+            _trust_run_class(RunDir(run_dir), str(class_ref), user)
         ref, cands = run_dir_artifacts(RunDir(run_dir))
         out = out or run_dir
-    elif reference and candidates:
-        ref = resolve_artifact(reference)
-        cands = [resolve_artifact(c, ref.spec) for c in candidates]
-        out = out or reference.parent
-    else:
+    elif not (reference and candidates):
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
+    out = out or reference.parent
     with RunDir(out).lock():
+        if not run_dir:
+            if class_ref is not None:
+                reference = import_user_model(reference, out, dict(user))
+            ref = resolve_artifact(reference)
+            cands = [resolve_artifact(c, ref.spec) for c in candidates]
         passed = run_validation(
             ref, cands, out, options, locate_threshold if locate else None, force, strict_device
         )

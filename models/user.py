@@ -1,0 +1,326 @@
+"""Your model, not only ours: a model class from your code and your checkpoint, imported into a run.
+
+``--model-class path/to/file.py:ClassName`` (or ``package.module:ClassName``) names the class;
+``--model-kwargs`` its constructor's keyword arguments; ``--input-shape`` (first axis: the batch,
+made dynamic), ``--input-dtype`` and ``--input-name`` its inputs. The weights come as a state dict in
+a ``.pt``/``.pth`` file (read with ``weights_only=True``: no code runs) or a ``.safetensors`` file.
+A whole pickled module runs code when loaded, so it is refused unless ``--trust-pickle`` is given.
+
+Importing writes an onnxpipe checkpoint (state dict, interface, the class reference and its
+arguments) into the run directory, so every later stage works as with a zoo model. A checkpoint
+never makes onnxpipe import code on its own: rebuilding a user model needs the class reference to
+be passed again (``trust``), and a checkpoint naming another class is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import pickle
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.errors import CheckpointError, InputFileError, UsageError
+from models.spec import ModelSpec, TensorSpec
+
+__all__ = [
+    "USER_MODEL",
+    "UserModel",
+    "build_user_model",
+    "canonical_class_ref",
+    "import_checkpoint",
+    "load_user_class",
+    "read_weights",
+    "trust",
+]
+
+#: The ``model`` name of an imported checkpoint (its class is in ``model_class``).
+USER_MODEL = "user"
+_TRUSTED: set[str] = set()
+_INTEGER = ("int8", "int16", "int32", "int64", "uint8")
+
+
+@dataclass(frozen=True)
+class UserModel:
+    """How to build and feed a user's model.
+
+    Attributes:
+        class_ref: ``file.py:ClassName`` or ``package.module:ClassName``.
+        kwargs: Keyword arguments of the class's constructor.
+        input_shapes: One shape per input, batch first (the batch axis becomes dynamic).
+        input_dtypes: One dtype per input (one for all when a single one is given).
+        input_names: One name per input (default ``input``, or ``input_0``, ``input_1``...).
+        value_range: Range of input values for probes and random validation inputs (token ids:
+            ``0,VOCAB``); required for integer inputs.
+    """
+
+    class_ref: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    input_shapes: tuple[tuple[int, ...], ...] = ()
+    input_dtypes: tuple[str, ...] = ("float32",)
+    input_names: tuple[str, ...] = ()
+    value_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.input_shapes:
+            raise UsageError("--model-class needs --input-shape (e.g. --input-shape 1,3,224,224)")
+        n = len(self.input_shapes)
+        if any(len(s) < 1 or any(d < 1 for d in s) for s in self.input_shapes):
+            raise UsageError(
+                f"--input-shape: every dimension must be a positive integer, got {self.input_shapes}"
+            )
+        if len(self.input_dtypes) not in (1, n):
+            raise UsageError(f"--input-dtype: give one, or one per input ({n}), got {len(self.input_dtypes)}")
+        for dtype in self.input_dtypes:
+            try:
+                np.dtype(dtype)
+            except TypeError:
+                raise UsageError(f"--input-dtype: {dtype!r} is not a dtype (e.g. float32, int64)") from None
+        if self.input_names and len(self.input_names) != n:
+            raise UsageError(f"--input-name: give one per input ({n}), got {len(self.input_names)}")
+        if len(set(self.input_names)) != len(self.input_names):
+            raise UsageError(f"--input-name: names must differ, got {list(self.input_names)}")
+        if self.value_range is None and any(np.dtype(d).name in _INTEGER for d in self.input_dtypes):
+            raise UsageError("integer inputs need --value-range LO,HI (token ids: 0,VOCAB_SIZE)")
+        if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
+            raise UsageError(f"--value-range: LO must be below HI, got {list(self.value_range)}")
+
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """The input tensors, batch axis dynamic."""
+        n = len(self.input_shapes)
+        names = self.input_names or (("input",) if n == 1 else tuple(f"input_{i}" for i in range(n)))
+        dtypes = self.input_dtypes * n if len(self.input_dtypes) == 1 else self.input_dtypes
+        return tuple(
+            TensorSpec(name, ("batch", *shape[1:]), np.dtype(dtype).name, "NCHW" if len(shape) == 4 else None)
+            for name, shape, dtype in zip(names, self.input_shapes, dtypes, strict=True)
+        )
+
+
+def trust(class_ref: str) -> None:
+    """Allow this process to import ``class_ref`` when rebuilding a checkpoint that names it."""
+    _TRUSTED.add(canonical_class_ref(class_ref))
+
+
+def canonical_class_ref(class_ref: str) -> str:
+    """``file.py:Class`` with the file made absolute; ``module:Class`` as given."""
+    target, sep, name = class_ref.rpartition(":")
+    if not sep or not target or not name:
+        raise UsageError(
+            f"--model-class: got {class_ref!r}, expected path/to/file.py:ClassName or package.module:ClassName"
+        )
+    if target.endswith(".py"):
+        return f"{Path(target).resolve()}:{name}"
+    return class_ref
+
+
+def load_user_class(class_ref: str) -> type:
+    """Import the class ``class_ref`` names.
+
+    Raises:
+        UsageError: Malformed reference, a module or class that does not exist, or not a torch Module.
+        InputFileError: The file does not exist or fails to import.
+    """
+    import torch
+
+    target, _, name = canonical_class_ref(class_ref).rpartition(":")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise InputFileError(path, "no such file (from --model-class)")
+        module_name = f"onnxpipe_user_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+        module = sys.modules.get(module_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as e:
+                del sys.modules[module_name]
+                raise InputFileError(path, f"failed to import ({type(e).__name__}: {e})") from e
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as e:
+            raise UsageError(f"--model-class: cannot import module {target!r} ({e})") from e
+    cls = getattr(module, name, None)
+    if cls is None:
+        public = sorted(k for k, v in vars(module).items() if isinstance(v, type) and not k.startswith("_"))
+        raise UsageError(
+            f"--model-class: {target} has no {name!r} (classes there: {', '.join(public) or 'none'})"
+        )
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise UsageError(f"--model-class: {name!r} in {target} is not a torch.nn.Module subclass")
+    return cls
+
+
+def read_weights(path: Path, trust_pickle: bool = False) -> Any:
+    """The weights in ``path``: a state dict, or a whole module only with ``trust_pickle``.
+
+    ``.pt``/``.pth`` files are read with ``weights_only=True``; ``.safetensors`` with safetensors. A
+    ``.pt`` dict that wraps its state dict (``{"state_dict": ...}`` or ``{"model": ...}``, as many
+    training scripts save) is unwrapped.
+
+    Raises:
+        CheckpointError: Unreadable, or a pickled module without ``trust_pickle``.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such file")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(path, f"not a readable safetensors file ({e})") from e
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust_pickle:
+            raise CheckpointError(
+                path,
+                "holds pickled objects (a whole module?), and unpickling runs code: refused. Save "
+                "model.state_dict() instead, or pass --trust-pickle if you trust this file",
+            ) from e
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e2:  # the pickle names its classes by module: they must be importable here
+            raise CheckpointError(
+                path,
+                f"cannot be unpickled ({type(e2).__name__}: {e2}); a pickled module needs its class "
+                "importable under the module name it was saved from (or save model.state_dict())",
+            ) from e2
+    except Exception as e:  # torch.load raises many types on foreign bytes
+        raise CheckpointError(path, f"not a readable PyTorch file ({type(e).__name__}: {e})") from e
+    if isinstance(payload, torch.nn.Module):
+        return payload
+    if isinstance(payload, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(payload.get(key), dict):
+                return payload[key]
+        if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+            return payload
+    raise CheckpointError(path, f"holds no state dict (got {type(payload).__name__})")
+
+
+def _fit(model: Any, state: dict[str, Any], where: Path | str) -> None:
+    """Load ``state`` into ``model``, naming missing and unexpected keys and shape mismatches."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {missing}")
+    if unexpected:
+        parts.append(f"unexpected keys {unexpected}")
+    if shapes:
+        parts.append(f"shape mismatch (checkpoint vs model) {shapes}")
+    if parts:
+        raise CheckpointError(where, f"does not fit {type(model).__name__}: " + "; ".join(parts))
+    model.load_state_dict(state)
+
+
+def build_user_model(
+    class_ref: str, kwargs: dict[str, Any], state: dict[str, Any] | None, where: Path | str
+) -> Any:
+    """Instantiate a trusted user class with ``kwargs`` and load ``state`` into it (eval mode).
+
+    Raises:
+        CheckpointError: The class was not trusted in this process (pass ``--model-class``).
+        UsageError: The constructor refused ``kwargs``.
+    """
+    if canonical_class_ref(class_ref) not in _TRUSTED:
+        raise CheckpointError(
+            where,
+            f"was imported from user model class {class_ref}; onnxpipe imports code only when told to: "
+            f"pass --model-class {class_ref}",
+        )
+    cls = load_user_class(class_ref)
+    try:
+        model = cls(**kwargs)
+    except TypeError as e:
+        raise UsageError(f"--model-kwargs {json.dumps(kwargs)}: {cls.__name__}() refused them ({e})") from e
+    if state is not None:
+        _fit(model, state, where)
+    return model.eval()
+
+
+def _probe(inputs: Sequence[TensorSpec], value_range: tuple[float, float], batch: int) -> list[Any]:
+    import torch
+
+    rng = np.random.default_rng(0)
+    lo, hi = value_range
+    return [
+        torch.from_numpy(rng.uniform(lo, hi, size=t.concrete_shape(batch)).astype(t.dtype)) for t in inputs
+    ]
+
+
+def import_checkpoint(weights: Path, user: UserModel, dest: Path, trust_pickle: bool = False) -> Path:
+    """Build the user's model, load ``weights`` into it, and write an onnxpipe checkpoint to ``dest``.
+
+    The outputs are discovered by running the model once at batch 2 (``output`` or ``output_0``...,
+    batch axis dynamic).
+
+    Raises:
+        UsageError: ``dest`` is ``weights`` itself, or the model fails on the given input shapes.
+        CheckpointError: Unreadable weights or keys that do not fit (named).
+    """
+    import torch
+
+    from models.checkpoint import Checkpoint, save_checkpoint
+
+    weights, dest = Path(weights), Path(dest)
+    if dest.resolve() == weights.resolve():
+        raise UsageError(f"{weights}: importing it would overwrite it; give --out another folder")
+    trust(user.class_ref)
+    loaded = read_weights(weights, trust_pickle)
+    if isinstance(loaded, torch.nn.Module):  # --trust-pickle: the module carries the weights
+        cls = load_user_class(user.class_ref)
+        if type(loaded).__name__ != cls.__name__:
+            raise CheckpointError(weights, f"holds a {type(loaded).__name__}, not a {cls.__name__}")
+        loaded = loaded.state_dict()
+    # Rebuilt from the class itself, so later stages (which rebuild it the same way) get this model.
+    model = build_user_model(user.class_ref, user.kwargs, loaded, weights)
+    state = loaded
+    inputs = user.inputs()
+    value_range = user.value_range or (0.0, 1.0)
+    try:
+        with torch.no_grad():
+            out = model(*_probe(inputs, value_range, batch=2))
+    except Exception as e:  # the user's forward: any error means the shapes or dtypes do not fit
+        shapes = ", ".join(f"{t.name} {list(t.concrete_shape(2))} {t.dtype}" for t in inputs)
+        raise UsageError(f"{type(model).__name__} fails on inputs {shapes}: {type(e).__name__}: {e}") from e
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
+        raise UsageError(f"{type(model).__name__} must return a tensor or a tuple of tensors")
+    names = ("output",) if len(outs) == 1 else tuple(f"output_{i}" for i in range(len(outs)))
+    outputs = tuple(
+        TensorSpec(n, ("batch", *o.shape[1:]), str(o.dtype).removeprefix("torch."))
+        for n, o in zip(names, outs, strict=True)
+    )
+    spec = ModelSpec(type(model).__name__, inputs, outputs, dataset=None, value_range=value_range)
+    ckpt = Checkpoint(
+        model=USER_MODEL,
+        state_dict={k: v.detach().cpu() for k, v in state.items()},
+        spec=spec,
+        model_kwargs=dict(user.kwargs),
+        model_class=canonical_class_ref(user.class_ref),
+        train_config={"imported_from": str(weights.resolve())},
+    )
+    return save_checkpoint(ckpt, dest)

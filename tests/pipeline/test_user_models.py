@@ -1,0 +1,165 @@
+"""Your model class and your checkpoint, from the CLI: converted, validated, refused where unsafe."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from models.errors import UsageError
+from models.user import UserModel
+from tests.conftest import onnxpipe
+
+NET = textwrap.dedent(
+    """
+    import torch
+
+
+    class Net(torch.nn.Module):
+        def __init__(self, width=8, classes=10):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, width, 3, padding=1)
+            self.head = torch.nn.Linear(width * 16 * 16, classes)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.conv(x)).flatten(1))
+    """
+)
+
+
+@pytest.fixture
+def user_files(tmp_path):
+    """A model file outside the repository, and its weights as .pt, .safetensors and a pickled module."""
+    import sys
+
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "user_net_for_tests.py").write_text(NET)
+    sys.path.insert(0, str(folder))
+    try:
+        import user_net_for_tests
+
+        torch.manual_seed(0)
+        model = user_net_for_tests.Net(width=4)
+        torch.save(model.state_dict(), folder / "weights.pt")
+        save_file(model.state_dict(), str(folder / "weights.safetensors"))
+        torch.save(model, folder / "whole.pt")
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("user_net_for_tests", None)
+    return folder
+
+
+def _class(folder) -> str:
+    return f"{folder / 'user_net_for_tests.py'}:Net"
+
+
+@pytest.mark.parametrize("weights", ["weights.pt", "weights.safetensors"])
+def test_a_user_class_is_converted_and_validated_from_its_checkpoint(user_files, tmp_path, weights):
+    run = tmp_path / "run"
+    model = ["--model-class", _class(user_files), "--model-kwargs", '{"width": 4}']
+    onnxpipe(
+        "convert", str(user_files / weights), *model, "--input-shape", "1,3,16,16",
+        "--out", str(run), "--precision", "fp32", check=True,
+    )  # fmt: skip
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["stages"]["import"]["options"]["class_ref"] == _class(user_files)
+    assert manifest["artifacts"]["model_fp32.tflite"]["inputs"][0]["layout"] == "NHWC"
+
+    refused = onnxpipe("validate", str(run), "--devices", "cpu")
+    assert refused.returncode == 2, refused.stderr  # the checkpoint names code: it is not imported unasked
+    assert f"pass --model-class {_class(user_files)}" in refused.stderr and "Traceback" not in refused.stderr
+
+    proc = onnxpipe("validate", str(run), "--model-class", _class(user_files), "--devices", "cpu")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((run / "parity.json").read_text())
+    assert report["reference"]["runtime"] == "pytorch"
+    ran = [r for r in report["results"] if r["status"] != "unavailable"]
+    assert {r["artifact"] for r in ran} == {"model.onnx", "saved_model", "model_fp32.tflite"}
+    assert all(r["status"] == "pass" and r["metrics"]["max_abs"] < 1e-4 for r in ran)
+
+
+def test_validate_takes_the_weights_as_reference_too(user_files, tmp_path):
+    run = tmp_path / "run"
+    onnxpipe(
+        "export", str(user_files / "weights.pt"), "--model-class", _class(user_files),
+        "--model-kwargs", '{"width": 4}', "--input-shape", "1,3,16,16", "--out", str(run / "model.onnx"),
+        check=True,
+    )  # fmt: skip
+    proc = onnxpipe(
+        "validate", "--reference", str(user_files / "weights.safetensors"), "--model-class", _class(user_files),
+        "--model-kwargs", '{"width": 4}', "--input-shape", "1,3,16,16", "--candidate", str(run / "model.onnx"),
+        "--out", str(tmp_path / "check"), "--devices", "cpu",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads((tmp_path / "check" / "parity.json").read_text())["results"]
+    assert [(r["artifact"], r["status"]) for r in rows if r["device"] == "cpu"] == [("model.onnx", "pass")]
+
+
+def test_a_pickled_module_is_refused_unless_trusted(user_files, tmp_path):
+    args = [
+        "export", str(user_files / "whole.pt"), "--model-class", _class(user_files), "--model-kwargs",
+        '{"width": 4}', "--input-shape", "1,3,16,16", "--out", str(tmp_path / "run" / "model.onnx"),
+    ]  # fmt: skip
+    proc = onnxpipe(*args)
+    assert proc.returncode == 2 and "unpickling runs code: refused" in proc.stderr, proc.stderr
+    assert "--trust-pickle" in proc.stderr and not (tmp_path / "run" / "model.onnx").exists()
+    proc = onnxpipe(*args, "--trust-pickle", env={"PYTHONPATH": str(user_files)})
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "run" / "model.onnx").is_file()
+
+
+def test_missing_and_unexpected_keys_are_named(user_files, tmp_path):
+    import torch
+
+    state = torch.load(user_files / "weights.pt")
+    state["fc.weight"] = state.pop("head.weight")
+    torch.save(state, tmp_path / "renamed.pt")
+    proc = onnxpipe(
+        "export", str(tmp_path / "renamed.pt"), "--model-class", _class(user_files), "--model-kwargs",
+        '{"width": 4}', "--input-shape", "1,3,16,16", "--out", str(tmp_path / "run" / "model.onnx"),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "missing keys ['head.weight']" in proc.stderr and "unexpected keys ['fc.weight']" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--input-shape", "1,3,16,16"], "--input-shape: only with --model-class"),
+        (["--model-class", "{net}:Nope", "--input-shape", "1,3,16,16"], "has no 'Nope' (classes there: Net)"),
+        (["--model-class", "{net}:Net"], "--model-class needs --input-shape"),
+        (
+            ["--model-class", "{net}:Net", "--model-kwargs", '{"width": 4}', "--input-shape", "1,3,9,9"],
+            "Net fails on inputs input [2, 3, 9, 9]",
+        ),
+        (
+            ["--model-class", "{net}:Net", "--model-kwargs", "[4]", "--input-shape", "1,3,16,16"],
+            "expected a JSON object",
+        ),
+        (
+            ["--model-class", "{net}:Net", "--model-kwargs", '{"depth": 2}', "--input-shape", "1,3,16,16"],
+            "refused them",
+        ),
+        (["--model-class", "no_such_module_xyz:Net", "--input-shape", "1,3,16,16"], "cannot import module"),
+    ],
+)
+def test_user_model_usage_errors(user_files, tmp_path, args, error):
+    args = [a.replace("{net}", str(user_files / "user_net_for_tests.py")) for a in args]
+    out = tmp_path / "run"
+    proc = onnxpipe("export", str(user_files / "weights.pt"), *args, "--out", str(out / "model.onnx"))
+    assert proc.returncode == 2, proc.stderr
+    assert error in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_integer_inputs_need_a_value_range():
+    with pytest.raises(UsageError, match="integer inputs need --value-range"):
+        UserModel("m.py:Net", input_shapes=((1, 8),), input_dtypes=("int64",))
+    tokens = UserModel("m.py:Net", input_shapes=((1, 8),), input_dtypes=("int64",), value_range=(0, 50))
+    assert [(t.name, t.shape, t.dtype) for t in tokens.inputs()] == [("input", ("batch", 8), "int64")]
