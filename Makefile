@@ -12,6 +12,7 @@ PRECISIONS ?= fp32,fp16
 PYTEST_ARGS ?=
 FAIL_ON ?= any
 BACKEND ?= onnx2tf
+NPROC ?= 1
 
 comma := ,
 TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tflite)
@@ -89,7 +90,7 @@ validate: $(RUN)/parity.json
 report: $(RUN)/report.html
 
 $(RUN)/checkpoint.pt: | $(STAMP)
-	$(ONNXPIPE) train --model $(MODEL) --out $(RUN)
+	$(ONNXPIPE) train --model $(MODEL) --out $(RUN) --nproc $(NPROC)
 
 $(RUN)/model.onnx: $(RUN)/checkpoint.pt
 	$(ONNXPIPE) export $(RUN)

@@ -1,4 +1,11 @@
-"""Seeded, deterministic single-process training on a bundled dataset."""
+"""Seeded, deterministic training on a bundled dataset: one process, or several with DDP.
+
+With ``nproc > 1`` the same loop runs in ``nproc`` processes under ``torch.distributed.run``
+(:mod:`models.distributed`): every process draws the same global batch order, takes its share of
+each global batch, and DistributedDataParallel averages the gradients. Each share's loss is a sum
+scaled by ``world_size / global_batch``, so the averaged gradient is exactly the single-process
+gradient of the global batch (up to summation order), uneven last batch included.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ class TrainConfig:
     lr: float | None = None
     batch_size: int | None = None
     seed: int = 0
+    nproc: int = 1
 
     def resolved(self) -> TrainConfig:
         """This config with the architecture's defaults filled in and values checked."""
@@ -45,6 +53,12 @@ class TrainConfig:
             raise UsageError(f"lr: got {cfg.lr}, expected a number > 0")
         if cfg.batch_size < 1:
             raise UsageError(f"batch size: got {cfg.batch_size}, expected an integer >= 1")
+        if not 1 <= cfg.nproc <= 64:
+            raise UsageError(f"nproc: got {cfg.nproc}, expected 1..64")
+        if cfg.nproc > cfg.batch_size:
+            raise UsageError(
+                f"nproc {cfg.nproc} exceeds the batch size {cfg.batch_size}: a process would get no samples"
+            )
         return cfg
 
 
@@ -58,7 +72,9 @@ class EpochResult:
     val_accuracy: float
 
 
-def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
+def evaluate(
+    model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256, device: str = "cpu"
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``."""
     import torch
     import torch.nn.functional as F
@@ -67,7 +83,8 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 256) ->
     loss, correct = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(y), batch_size):
-            xb, yb = torch.from_numpy(x[i : i + batch_size]), torch.from_numpy(y[i : i + batch_size])
+            xb = torch.from_numpy(x[i : i + batch_size]).to(device)
+            yb = torch.from_numpy(y[i : i + batch_size]).to(device)
             out = model(xb)
             loss += F.cross_entropy(out, yb, reduction="sum").item()
             correct += (out.argmax(1) == yb).sum().item()
@@ -82,44 +99,80 @@ def train(
     """Train ``config.model`` from scratch and return its checkpoint.
 
     Same seed, same machine, same result: the seed fixes initialisation and batch order, and
-    PyTorch runs with deterministic algorithms.
+    PyTorch runs with deterministic algorithms. ``config.nproc > 1`` trains with DDP in that many
+    processes (:func:`models.distributed.launch`); only epoch results are reported then.
 
     Args:
         config: What to train and how.
-        on_batch: Called as ``on_batch(epoch, batches_done, loss)`` after every step.
+        on_batch: Called as ``on_batch(epoch, batches_done, loss)`` after every step (one process).
         on_epoch: Called with each epoch's :class:`EpochResult`.
+    """
+    cfg = config.resolved()
+    if cfg.nproc > 1:
+        from models.distributed import launch
+
+        return launch(cfg, on_epoch=on_epoch)
+    return train_process(cfg, on_batch=on_batch, on_epoch=on_epoch)
+
+
+def train_process(
+    cfg: TrainConfig,
+    rank: int = 0,
+    world: int = 1,
+    on_batch: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[EpochResult], None] | None = None,
+    device: str = "cpu",
+) -> Checkpoint:
+    """The training loop of one process: the whole of it, or rank ``rank`` of ``world`` under DDP.
+
+    Under DDP (``world > 1``) the process group must be initialised; the returned checkpoint is the
+    same on every rank. On a CUDA ``device`` BatchNorm layers become SyncBatchNorm.
     """
     import torch
     import torch.nn.functional as F
 
-    cfg = config.resolved()
     arch = get_architecture(cfg.model)
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True)
     x_tr, y_tr = model_arrays(arch.spec, "train")
     x_va, y_va = model_arrays(arch.spec, "validation")
-    model = arch.build()
+    net = arch.build().to(device)
+    model = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        if device.startswith("cuda"):
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            model = DistributedDataParallel(net, device_ids=[torch.device(device).index])
+        else:
+            model = DistributedDataParallel(net)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     gen = torch.Generator().manual_seed(cfg.seed)
-    xt, yt = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
+    xt, yt = torch.from_numpy(x_tr).to(device), torch.from_numpy(y_tr).to(device)
     history: list[EpochResult] = []
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        order = torch.randperm(len(yt), generator=gen)
+        order = torch.randperm(len(yt), generator=gen).to(device)
         total, steps = 0.0, 0
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
+            mine = idx[rank::world]  # this process's share of the global batch
             opt.zero_grad()
-            loss = F.cross_entropy(model(xt[idx]), yt[idx])
+            # A sum scaled so that DDP's average over processes is the global batch's mean gradient.
+            loss = F.cross_entropy(model(xt[mine]), yt[mine], reduction="sum") * (world / len(idx))
             loss.backward()
             opt.step()
-            total += loss.item()
+            batch_loss = loss.detach().clone()
+            if world > 1:
+                torch.distributed.all_reduce(batch_loss)
+                batch_loss /= world
+            total += batch_loss.item()
             steps += 1
             if on_batch:
-                on_batch(epoch, steps, loss.item())
+                on_batch(epoch, steps, batch_loss.item())
         sched.step()
-        val_loss, val_acc = evaluate(model, x_va, y_va)
+        val_loss, val_acc = evaluate(net, x_va, y_va, device=device)
         result = EpochResult(epoch, total / steps, val_loss, val_acc)
         history.append(result)
         log.info(
@@ -127,11 +180,11 @@ def train(
         )
         if on_epoch:
             on_epoch(result)
-    model.eval()
+    net.eval()
     last = history[-1]
     return Checkpoint(
         model=cfg.model,
-        state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+        state_dict={k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
         spec=arch.spec,
         train_config=dataclasses.asdict(cfg),
         metrics={

@@ -72,6 +72,43 @@ def _quiet(_message: str) -> None:
     return None
 
 
+def _tensorboard(run: RunDir, say: Callable[[str], None]):
+    """A SummaryWriter into ``RUN/tensorboard/<time>/``, or ``None`` when tensorboard is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        log.info("tensorboard is not installed: no training scalars (pip install 'onnxpipe[tensorboard]')")
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    folder = run.path / "tensorboard" / stamp
+    say(f"tensorboard scalars -> {folder}")
+    return SummaryWriter(log_dir=str(folder))
+
+
+def _logged(writer, on_batch: Callable | None, on_epoch: Callable | None):
+    """The training callbacks, also writing scalars: loss per step, losses and accuracy per epoch."""
+    steps_per_epoch: dict[int, int] = {}
+
+    def batch(epoch: int, step: int, loss: float) -> None:
+        steps_per_epoch[epoch] = step
+        global_step = sum(n for e, n in steps_per_epoch.items() if e < epoch) + step
+        writer.add_scalar("train/loss_step", loss, global_step)
+        if on_batch:
+            on_batch(epoch, step, loss)
+
+    def epoch_done(result) -> None:
+        writer.add_scalar("train/loss", result.loss, result.epoch)
+        writer.add_scalar("val/loss", result.val_loss, result.epoch)
+        writer.add_scalar("val/accuracy", result.val_accuracy, result.epoch)
+        writer.flush()
+        if on_epoch:
+            on_epoch(result)
+
+    return batch, epoch_done
+
+
 def train_stage(
     run: RunDir,
     config,
@@ -80,7 +117,11 @@ def train_stage(
     force: bool = False,
     on_progress: Callable[[str], None] = _quiet,
 ) -> Checkpoint:
-    """Train and write ``checkpoint.pt`` (skipped when up to date)."""
+    """Train and write ``checkpoint.pt`` (skipped when up to date).
+
+    When ``tensorboard`` is installed, the losses and validation accuracy also go to
+    ``tensorboard/<time>/`` in the run directory (``tensorboard --logdir RUN/tensorboard``).
+    """
     from models.training import train
 
     run.prepare()
@@ -89,7 +130,14 @@ def train_stage(
     ):
         return load_checkpoint(run.checkpoint)
     t0 = time.perf_counter()
-    ckpt = train(config, on_batch=on_batch, on_epoch=on_epoch)
+    writer = _tensorboard(run, on_progress)
+    if writer is not None:
+        on_batch, on_epoch = _logged(writer, on_batch, on_epoch)
+    try:
+        ckpt = train(config, on_batch=on_batch, on_epoch=on_epoch)
+    finally:
+        if writer is not None:
+            writer.close()
     save_checkpoint(ckpt, run.checkpoint)
     run.record_stage(
         "train",

@@ -22,8 +22,9 @@ def run_training(model: str, out: Path, config, force: bool = False) -> None:
     cfg = config.resolved()
     spec = get_architecture(model).spec
     steps = math.ceil(len(load_dataset(spec.dataset, "train")) / cfg.batch_size) * cfg.epochs
+    where = f", DDP in {cfg.nproc} processes" if cfg.nproc > 1 else ""
     say(
-        f"train {model} for {cfg.epochs} epochs (seed {cfg.seed}, lr {cfg.lr}, batch {cfg.batch_size}) -> {out}"
+        f"train {model} for {cfg.epochs} epochs (seed {cfg.seed}, lr {cfg.lr}, batch {cfg.batch_size}{where}) -> {out}"
     )
     progress = TrainProgress(steps, f"training {model}")
     try:
@@ -50,6 +51,13 @@ def run_training(model: str, out: Path, config, force: bool = False) -> None:
 )
 @click.option("--lr", type=float, default=None, help="Adam learning rate [default: the model's].")
 @click.option("--batch-size", type=int, default=None, help="Batch size [default: the model's].")
+@click.option(
+    "--nproc",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Processes: >1 trains with DDP under torchrun (gloo on CPU, nccl on GPUs); rank 0 writes.",
+)
 @click.option("--force", is_flag=True, help="Train even when checkpoint.pt is up to date.")
 def command(
     model: str,
@@ -58,17 +66,25 @@ def command(
     seed: int,
     lr: float | None,
     batch_size: int | None,
+    nproc: int,
     force: bool,
 ):
     """Train a zoo model on its bundled dataset and write OUT/checkpoint.pt.
 
-    Example: onnxpipe train --model cnn --out runs/cnn --epochs 20
+    With --nproc N, N processes each take 1/N of every global batch (--batch-size stays the
+    global batch) and DDP averages their gradients: the result matches one process up to
+    summation order (BatchNorm statistics are per process on CPU).
+
+    Examples:
+      onnxpipe train --model cnn --out runs/cnn --epochs 20
+
+      onnxpipe train --model mlp --out runs/mlp-ddp --nproc 2
     """
     from models.training import TrainConfig
     from pipeline.rundir import RunDir
 
     out = out or Path("runs") / model
-    config = TrainConfig(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    config = TrainConfig(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, nproc=nproc)
     config.resolved()  # a bad name or value fails before the run directory is created
     with RunDir(out).lock():
         run_training(model, out, config, force)
