@@ -13,6 +13,7 @@ PYTEST_ARGS ?=
 FAIL_ON ?= any
 BACKEND ?= onnx2tf
 NPROC ?= 1
+EPOCHS ?=
 
 comma := ,
 TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tflite)
@@ -80,7 +81,7 @@ setup-browser:
 
 # --- the demo --------------------------------------------------------------------------------
 all: $(STAMP)
-	$(ONNXPIPE) run --model $(MODEL) --out $(RUN) --precision $(PRECISIONS) --backend $(BACKEND)
+	$(ONNXPIPE) run --model $(MODEL) --out $(RUN) --precision $(PRECISIONS) --backend $(BACKEND) --fail-on $(FAIL_ON) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 # --- stages as file targets ------------------------------------------------------------------
 train: $(RUN)/checkpoint.pt

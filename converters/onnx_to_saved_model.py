@@ -10,6 +10,7 @@ rewrites its input), with the environment's ``bin`` folder on ``PATH`` (it shell
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.layout import bind_tensors
+from converters.layout import bind_tensors, settle_ambiguous
 from converters.saved_model_to_tflite import CALIBRATED_PRECISIONS, QUANTIZED_PRECISIONS
 from models.artifact import Artifact, Format
 from models.errors import ConversionError, UnknownNameError, UsageError
@@ -206,6 +207,37 @@ def _run_quantize(
     return call_worker(request, work, timeout_s, source, "quantization")
 
 
+def _measured_layouts(onnx_path: Path, spec, produced: Path, result: dict):
+    """A function that gives each binding the layout onnx2tf really used, measured on its float TFLite.
+
+    Only tensors whose shape fits both layouts (``[N, 8, 8]``) can change; onnx2tf writes one graph,
+    so the SavedModel and every TFLite file of the run share the measured layouts.
+    """
+    name = f"model_{ONNX2TF_PRECISIONS['fp32']}.tflite"
+    if name not in result.get("tflite", {}):
+        return lambda bindings: bindings
+    desc = result["tflite"][name]
+    ins, outs = settle_ambiguous(
+        onnx_path,
+        spec.inputs,
+        spec.outputs,
+        produced / name,
+        bind_tensors(spec.inputs, desc["inputs"], channels_last=True),
+        bind_tensors(spec.outputs, desc["outputs"], channels_last=True, match_names=False),
+    )
+    measured = {b.name: (b.perm, b.layout) for b in (*ins, *outs)}
+
+    def relayout(bindings):
+        return tuple(
+            dataclasses.replace(b, perm=measured[b.name][0], layout=measured[b.name][1])
+            if b.name in measured
+            else b
+            for b in bindings
+        )
+
+    return relayout
+
+
 def convert_onnx2tf(
     onnx: Artifact, out_dir: str | Path, options: TFConvertOptions = TFConvertOptions()
 ) -> list[Artifact]:
@@ -235,9 +267,12 @@ def convert_onnx2tf(
         log.info("onnx2tf: converting %s", onnx.path)
         result = _run_onnx2tf(onnx.path, work, options.timeout_s, _wants_test_images(spec))
         produced = work / "out"
-        sm_inputs = bind_tensors(spec.inputs, result["saved_model"]["inputs"], channels_last=True)
-        sm_outputs = bind_tensors(
-            spec.outputs, result["saved_model"]["outputs"], channels_last=True, match_names=False
+        relayout = _measured_layouts(onnx.path, spec, produced, result)
+        sm_inputs = relayout(bind_tensors(spec.inputs, result["saved_model"]["inputs"], channels_last=True))
+        sm_outputs = relayout(
+            bind_tensors(
+                spec.outputs, result["saved_model"]["outputs"], channels_last=True, match_names=False
+            )
         )
         files: dict[str, tuple[Path, dict, str]] = {}  # precision -> (file in work, description, backend)
         for precision in (p for p in options.precisions if p in ONNX2TF_PRECISIONS):
@@ -255,8 +290,8 @@ def convert_onnx2tf(
         bound = {
             precision: (
                 src,
-                bind_tensors(spec.inputs, desc["inputs"], channels_last=True),
-                bind_tensors(spec.outputs, desc["outputs"], channels_last=True, match_names=False),
+                relayout(bind_tensors(spec.inputs, desc["inputs"], channels_last=True)),
+                relayout(bind_tensors(spec.outputs, desc["outputs"], channels_last=True, match_names=False)),
                 backend,
             )
             for precision, (src, desc, backend) in files.items()

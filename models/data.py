@@ -3,7 +3,8 @@
 ``digits`` is scikit-learn's copy of the UCI handwritten digits (1,797 8x8 grey images, 10
 classes) that ships inside the scikit-learn package. Pixels are scaled from 0..16 to 0..1.
 ``digits-rgb96`` is the same images upsampled to 96x96 and repeated over three channels, for
-models that expect RGB images of a realistic size. The
+models that expect RGB images of a realistic size; ``digits-tokens`` the same images as 64 int64
+token ids (the raw intensities 0..16), for the transformer. The
 train/validation split is stratified and fixed (its seed is not the training seed), so every run
 and every tool validates on the same images.
 """
@@ -22,12 +23,12 @@ __all__ = ["DATASETS", "SPLIT_SEED", "Dataset", "load_dataset", "model_arrays"]
 
 SPLIT_SEED = 20240607
 VALIDATION_FRACTION = 0.2
-DATASETS = ("digits", "digits-rgb96")
+DATASETS = ("digits", "digits-rgb96", "digits-tokens")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images and labels of one split, images as float32 ``[N, 1, 8, 8]`` in ``[0, 1]``."""
+    """Inputs and labels of one split (``digits``: float32 ``[N, 1, 8, 8]`` in ``[0, 1]``)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -62,6 +63,17 @@ def _digits_rgb96() -> tuple[Dataset, Dataset]:
     return grow(train), grow(validation)
 
 
+@functools.cache
+def _digits_tokens() -> tuple[Dataset, Dataset]:
+    """The digits as 64 token ids each: the raw pixel intensities 0..16, int64 ``[N, 64]``."""
+
+    def tokens(ds: Dataset) -> Dataset:
+        return Dataset(np.rint(ds.x.reshape(len(ds), 64) * 16).astype(np.int64), ds.y)
+
+    train, validation = _digits()
+    return tokens(train), tokens(validation)
+
+
 def load_dataset(name: str, split: str) -> Dataset:
     """The ``train`` or ``validation`` split of a bundled dataset."""
     if name not in DATASETS:
@@ -69,7 +81,8 @@ def load_dataset(name: str, split: str) -> Dataset:
     splits = {"train": 0, "validation": 1}
     if split not in splits:
         raise UnknownNameError("split", split, splits)
-    return (_digits_rgb96 if name == "digits-rgb96" else _digits)()[splits[split]]
+    source = {"digits": _digits, "digits-rgb96": _digits_rgb96, "digits-tokens": _digits_tokens}[name]
+    return source()[splits[split]]
 
 
 def model_arrays(spec: ModelSpec, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,9 @@ ARCHITECTURES: dict[str, str] = {
     "mlp": "models.mlp",
     "cnn": "models.cnn",
     "mobilenet": "models.mobilenet",
+    "transformer": "models.transformer",
+    "gru": "models.gru",
+    "lstm": "models.lstm",
 }
 
 

@@ -70,6 +70,8 @@ class ValidationInputs:
 def _edge_cases(
     shape: tuple[int, ...], lo: float, hi: float, dtype: str, rng: np.random.Generator
 ) -> np.ndarray:
+    if np.dtype(dtype).kind in "iu":  # integer ranges are half-open: [lo, hi)
+        hi = np.ceil(hi) - 1
     checker = (np.indices(shape).sum(axis=0) % 2).astype(bool)
     cases = [
         np.zeros(shape),

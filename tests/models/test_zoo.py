@@ -8,7 +8,7 @@ from models.registry import ARCHITECTURES, get_architecture
 from models.spec import ModelSpec
 
 # Every registered architecture must be exercised end to end somewhere in the suite.
-END_TO_END_TESTED = {"cnn", "mlp", "mobilenet"}
+END_TO_END_TESTED = {"cnn", "mlp", "mobilenet", "gru", "lstm", "transformer"}
 
 
 def test_every_registered_model_has_an_end_to_end_test():
@@ -30,7 +30,7 @@ def test_architecture_matches_its_spec(name):
 
 
 def test_unknown_model_lists_the_valid_names():
-    with pytest.raises(UnknownNameError, match=r"unknown model 'resnet'; valid: cnn, mlp"):
+    with pytest.raises(UnknownNameError, match=r"unknown model 'resnet'; valid: cnn, gru, lstm, mlp"):
         get_architecture("resnet")
 
 
@@ -53,6 +53,23 @@ def test_rgb96_digits_are_the_digits_upsampled():
     assert big.x.shape == (360, 3, 96, 96)
     np.testing.assert_array_equal(big.y, small.y)
     np.testing.assert_array_equal(big.x[:, 1, ::12, ::12], small.x[:, 0])
+
+
+def test_token_digits_are_the_raw_intensities():
+    pixels, tokens = load_dataset("digits", "train"), load_dataset("digits-tokens", "train")
+    assert tokens.x.shape == (1437, 64) and tokens.x.dtype == np.int64
+    assert tokens.x.min() == 0 and tokens.x.max() == 16
+    np.testing.assert_array_equal(tokens.x, np.rint(pixels.x.reshape(-1, 64) * 16))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_unrolled_recurrent_nets_compute_what_the_looped_ones_do(cell):
+    looped = get_architecture(cell).build(unrolled=False).eval()
+    unrolled = get_architecture(cell).build().eval()
+    unrolled.load_state_dict(looped.state_dict())  # same parameters, the same names
+    x, _ = model_arrays(get_architecture(cell).spec, "validation")
+    with torch.no_grad():
+        np.testing.assert_allclose(unrolled(torch.from_numpy(x)), looped(torch.from_numpy(x)), atol=1e-6)
 
 
 def test_unknown_dataset_and_split():

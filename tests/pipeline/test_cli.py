@@ -37,7 +37,7 @@ def test_unknown_model_lists_valid_names(tmp_path):
     _one_line_error(
         onnxpipe("train", "--model", "resnet", "--out", str(tmp_path)),
         2,
-        "unknown model 'resnet'; valid: cnn, mlp",
+        "unknown model 'resnet'; valid: cnn, gru, lstm, mlp",
     )
 
 

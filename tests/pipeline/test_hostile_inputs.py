@@ -133,7 +133,7 @@ CASES = [
         "checkpoint with unknown model",
         lambda t, r: ["export", str(_ckpt(r, t, "vgg.pt", lambda d: d.update(model="vgg")))],
         2,
-        r"unknown model 'vgg'; valid: cnn, mlp",
+        r"unknown model 'vgg'; valid: cnn, gru, lstm, mlp",
     ),
     Case(
         "checkpoint of a future format",
@@ -303,7 +303,7 @@ CASES = [
         "unknown model",
         lambda t, r: ["train", "--model", "resnet", "--out", str(t / "o")],
         2,
-        r"unknown model 'resnet'; valid: cnn, mlp",
+        r"unknown model 'resnet'; valid: cnn, gru, lstm, mlp",
     ),
     Case(
         "unknown precision",

@@ -1,0 +1,16 @@
+"""An LSTM reading the digits row by row (8 steps of 8 pixels); see :mod:`models.recurrent`."""
+
+from __future__ import annotations
+
+from models.recurrent import RecurrentClassifier, spec
+from models.registry import Architecture, TrainDefaults
+
+SPEC = spec("lstm")
+
+
+def build(hidden: int = 64, num_classes: int = 10, unrolled: bool = True) -> RecurrentClassifier:
+    """``nn.LSTM`` (or the same cell unrolled over the 8 steps) and a Linear head."""
+    return RecurrentClassifier("lstm", hidden, num_classes, unrolled)
+
+
+ARCHITECTURE = Architecture(name="lstm", spec=SPEC, build=build, defaults=TrainDefaults(epochs=30, lr=5e-3))
