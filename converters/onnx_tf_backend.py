@@ -25,7 +25,14 @@ from models.artifact import Artifact, Format, TensorBinding
 from models.errors import ConversionError, EnvironmentProblem, UsageError
 from models.fs import atomic_path
 
-__all__ = ["LEGACY_OPSET", "LEGACY_PYTHON", "WORKER", "convert_onnx_tf", "legacy_unavailable_reason"]
+__all__ = [
+    "LEGACY_OPSET",
+    "LEGACY_PYTHON",
+    "WORKER",
+    "convert_onnx_tf",
+    "legacy_unavailable_reason",
+    "legacy_versions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,29 @@ def legacy_unavailable_reason() -> str | None:
     if not LEGACY_PYTHON.is_file():
         return f"the legacy environment is not set up ({LEGACY_PYTHON} missing): run `make setup-legacy`"
     return None
+
+
+def legacy_versions() -> dict[str, str | None] | None:
+    """Versions of the packages in the legacy environment that shape its artifacts (``None``: no env).
+
+    Part of the convert stage's key, so a rebuilt ``.venv-legacy`` reconverts.
+    """
+    import json
+    import subprocess
+
+    if legacy_unavailable_reason():
+        return None
+    code = (
+        "import importlib.metadata as m, json\n"
+        "def v(n):\n"
+        "    try: return m.version(n)\n"
+        "    except m.PackageNotFoundError: return None\n"
+        "print(json.dumps({n: v(n) for n in ('onnx-tf', 'tensorflow', 'onnx', 'numpy', 'protobuf')}))"
+    )
+    proc = subprocess.run(
+        [str(LEGACY_PYTHON), "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
 def _rebind(bindings: tuple[TensorBinding, ...], forward: dict[str, str]) -> tuple[TensorBinding, ...]:

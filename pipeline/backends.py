@@ -244,9 +244,9 @@ def render_comparison_markdown(comparison: Comparison) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in comparison.rows:
-        size = f"{r.size_bytes / 1024:.1f} KiB" if r.size_bytes else "-"
-        latency = f"{fmt(r.ms_per_sample)} ({r.runtime})" if r.ms_per_sample is not None else "-"
-        cosine = f"{r.cosine:.6f}" if r.cosine is not None else "-"
+        size = f"{r.size_bytes / 1024:.1f} KiB" if r.size_bytes else fmt(None)
+        latency = f"{fmt(r.ms_per_sample)} ({r.runtime})" if r.ms_per_sample is not None else fmt(None)
+        cosine = fmt(r.cosine, ".6f")
         lines.append(
             f"| {r.artifact} | {r.backend} | {r.status} | {fmt(r.max_abs)} | {cosine} | {size} | {latency} "
             f"| {'yes' if r.kept else ''} |"

@@ -242,6 +242,10 @@ def convert_onnx_stage(
     """Convert an ONNX artifact with ``backend`` into ``run`` (skipped when up to date)."""
     run.prepare()
     convert_options = {**dataclasses.asdict(options), "backend": backend}
+    if backend == "onnx-tf":
+        from converters.onnx_tf_backend import legacy_versions
+
+        convert_options["legacy_versions"] = legacy_versions()  # .venv-legacy is not in tool_versions()
     if _up_to_date(run, "convert", [onnx.path], convert_options, force, on_progress):
         outputs = run.manifest()["stages"]["convert"]["outputs"]
         return [a for a in run.artifacts() if a.path.name in outputs]
