@@ -199,9 +199,10 @@ def command(
             _trust_run_class(RunDir(run_dir), str(class_ref), user)
         ref, cands = run_dir_artifacts(RunDir(run_dir))
         out = out or run_dir
-    elif not (reference and candidates):
+    elif reference and candidates:
+        out = out or reference.parent
+    else:
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
-    out = out or reference.parent
     with RunDir(out).lock():
         if not run_dir:
             if class_ref is not None:
