@@ -16,7 +16,14 @@ from models.fs import atomic_path
 from models.registry import get_architecture
 from models.spec import ModelSpec
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "load_checkpoint", "load_model", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "Checkpoint",
+    "fit_state_dict",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+]
 
 CHECKPOINT_FORMAT = "onnxpipe-checkpoint/1"
 _REQUIRED = ("format", "model", "state_dict", "spec")
@@ -116,6 +123,32 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     )
 
 
+def fit_state_dict(model: Any, state: dict[str, Any], where: Path | str, what: str) -> None:
+    """Load ``state`` into ``model`` strictly, naming missing and unexpected keys and shape mismatches.
+
+    Raises:
+        CheckpointError: ``state`` does not fit ``what`` (e.g. ``architecture 'cnn'``).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {missing}")
+    if unexpected:
+        parts.append(f"unexpected keys {unexpected}")
+    if shapes:
+        parts.append(f"shape mismatch (checkpoint vs model) {shapes}")
+    if parts:
+        raise CheckpointError(where, f"does not fit {what}: " + "; ".join(parts))
+    model.load_state_dict(state)
+
+
 def load_model(source: str | Path | Checkpoint):
     """Rebuild the model of a checkpoint in eval mode.
 
@@ -130,22 +163,5 @@ def load_model(source: str | Path | Checkpoint):
 
         return build_user_model(ckpt.model_class, ckpt.model_kwargs, ckpt.state_dict, where)
     model = get_architecture(ckpt.model).build(**ckpt.model_kwargs)
-    own = model.state_dict()
-    missing = [k for k in own if k not in ckpt.state_dict]
-    unexpected = [k for k in ckpt.state_dict if k not in own]
-    shapes = [
-        f"{k}: {tuple(ckpt.state_dict[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in ckpt.state_dict and tuple(ckpt.state_dict[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected}")
-        if shapes:
-            parts.append(f"shape mismatch (checkpoint vs {ckpt.model!r}) {shapes}")
-        raise CheckpointError(where, f"does not fit architecture {ckpt.model!r}: " + "; ".join(parts))
-    model.load_state_dict(ckpt.state_dict)
+    fit_state_dict(model, ckpt.state_dict, where, f"architecture {ckpt.model!r}")
     return model.eval()

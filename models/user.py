@@ -214,28 +214,6 @@ def read_weights(path: Path, trust_pickle: bool = False) -> Any:
     raise CheckpointError(path, f"holds no state dict (got {type(payload).__name__})")
 
 
-def _fit(model: Any, state: dict[str, Any], where: Path | str) -> None:
-    """Load ``state`` into ``model``, naming missing and unexpected keys and shape mismatches."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    parts = []
-    if missing:
-        parts.append(f"missing keys {missing}")
-    if unexpected:
-        parts.append(f"unexpected keys {unexpected}")
-    if shapes:
-        parts.append(f"shape mismatch (checkpoint vs model) {shapes}")
-    if parts:
-        raise CheckpointError(where, f"does not fit {type(model).__name__}: " + "; ".join(parts))
-    model.load_state_dict(state)
-
-
 def build_user_model(
     class_ref: str, kwargs: dict[str, Any], state: dict[str, Any] | None, where: Path | str
 ) -> Any:
@@ -257,7 +235,9 @@ def build_user_model(
     except TypeError as e:
         raise UsageError(f"--model-kwargs {json.dumps(kwargs)}: {cls.__name__}() refused them ({e})") from e
     if state is not None:
-        _fit(model, state, where)
+        from models.checkpoint import fit_state_dict
+
+        fit_state_dict(model, state, where, cls.__name__)
     return model.eval()
 
 
