@@ -14,12 +14,11 @@ the SavedModel signature and each .tflite file's input/output tensors (name, sha
 dynamic axes, dtype).
 """
 
-import json
 import os
 import sys
-import traceback
 
-from tf_describe import describe_saved_model, describe_tflite  # a sibling file, stdlib-only at import
+from tf_describe import describe_saved_model, describe_tflite  # sibling files, stdlib-only at import
+from worker_protocol import serve
 
 
 def _quantize(req):
@@ -58,18 +57,13 @@ def _convert(req):
     }
 
 
+def _handle(req):
+    return _quantize(req) if req.get("mode") == "quantize" else _convert(req)
+
+
 def main(request_path, result_path):
     """Serve the request (``mode``: ``convert``, the default, or ``quantize``); write the result JSON."""
-    with open(request_path) as f:
-        req = json.load(f)
-    try:
-        os.chdir(os.path.dirname(os.path.abspath(request_path)))
-        result = _quantize(req) if req.get("mode") == "quantize" else _convert(req)
-    except BaseException as e:  # report every failure to the parent, which raises a proper error
-        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    with open(result_path, "w") as f:
-        json.dump(result, f, indent=2)
-    return 0 if result["ok"] else 1
+    return serve(request_path, result_path, _handle)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,8 @@ converter could not make or that do not run one inference (onnx-tf's LSTM, for o
 are removed.
 """
 
-import json
 import os
 import sys
-import traceback
 
 
 def _versions():
@@ -98,16 +96,9 @@ def _first_error_line(message):
 
 def main(request_path, result_path):
     """Serve the request; write the result JSON. Exit status 0 when the result is ``ok``."""
-    with open(request_path) as f:
-        req = json.load(f)
-    try:
-        os.chdir(os.path.dirname(os.path.abspath(request_path)))
-        result = _convert(req)
-    except BaseException as e:  # report every failure to the parent, which raises a proper error
-        result = {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-    with open(result_path, "w") as f:
-        json.dump(result, f, indent=2)
-    return 0 if result["ok"] else 1
+    from worker_protocol import serve  # a sibling file, stdlib only
+
+    return serve(request_path, result_path, _convert)
 
 
 if __name__ == "__main__":
