@@ -133,10 +133,9 @@ def compare_backends(
     others go on. Writes ``backends.json`` and ``backends.md`` into ``out_dir``.
     """
     run = RunDir(out_dir).prepare()
-    comparison: Comparison | None = None
+    comparison = Comparison(Path(source).name)  # the checkpoint, or the ONNX file both backends convert
     rows: list[BackendRow] = []
-    artifacts: dict[tuple[str, str], Artifact] = {}
-    onnx_by_backend: dict[str, Artifact] = {}
+    checkpoint: Artifact | None = None
     for backend in backends:
         on_progress(f"backend {backend}")
         sub = RunDir(run.path / "backends" / backend)
@@ -148,19 +147,17 @@ def compare_backends(
             on_progress(f"backend {backend}: not made: {reason}")
             rows += [BackendRow(name, backend, "not made", message=reason) for name in _wanted(options)]
             continue
-        reference = resolve_artifact(source) if exported else onnx
+        if exported:
+            checkpoint = checkpoint or resolve_artifact(source)
+        reference = checkpoint if exported else onnx
         candidates = [onnx, *made] if exported else made
         report = validate_stage(reference, candidates, sub.path, validate_options, on_progress, force=force)
-        comparison = comparison or Comparison(reference.label)
         rows += _rows(report, made, backend)
-        artifacts.update({(a.label, backend): a for a in made})
-        onnx_by_backend[backend] = onnx
-    comparison = comparison or Comparison(Path(source).name)
+        comparison.artifacts.update({(a.label, backend): a for a in made})
+        comparison.onnx[backend] = onnx
     order = {name: i for i, name in enumerate(_wanted(options))}
     rank = {b: i for i, b in enumerate(backends)}
     comparison.rows = sorted(rows, key=lambda r: (order.get(r.artifact, len(order)), rank[r.backend]))
-    comparison.artifacts = artifacts
-    comparison.onnx = onnx_by_backend
     write_comparison(comparison, run.path)
     return comparison
 
