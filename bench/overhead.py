@@ -38,7 +38,7 @@ def main() -> None:
         shutil.copyfile(run / "model.onnx", ours / "model.onnx")
 
         def convert_ours() -> float:
-            cmd = [python, "-m", "pipeline", "convert", str(ours / "model.onnx"), "--out", str(ours)]
+            cmd = [python, "-m", "onnxpipe.pipeline", "convert", str(ours / "model.onnx"), "--out", str(ours)]
             return wall([*cmd, "--precision", "fp32,fp16", "--force"], cwd=ROOT, env=env)
 
         def convert_raw() -> float:
@@ -59,7 +59,7 @@ def main() -> None:
             cmd = [
                 python,
                 "-m",
-                "pipeline",
+                "onnxpipe.pipeline",
                 "validate",
                 str(run),
                 "--devices",

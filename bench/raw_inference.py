@@ -31,8 +31,7 @@ def main(run: Path) -> None:
     import torch
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from models.checkpoint import load_checkpoint, load_model
+    from onnxpipe.models.checkpoint import load_checkpoint, load_model
 
     ckpt = load_checkpoint(run / "checkpoint.pt")
     shape = [d for d in ckpt.spec.inputs[0].shape[1:]]

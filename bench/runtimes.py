@@ -1,7 +1,7 @@
 """Our TFLite fp32 and int8 vs ONNX Runtime vs PyTorch on the same model, inputs and threads.
 
 Usage: python bench/runtimes.py RUN_DIR [RUN_DIR ...] [--threads N] [--iters N]
-Also compares onnx2tf's fp32 TFLite with onnx-tf's, and their conversion times, where
+Also compares each converter route's fp32 TFLite with the first route's, and their conversion times, where
 ``onnxpipe convert RUN/checkpoint.pt --compare-backends`` has written ``RUN/backends/``.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from _common import ROOT, load_line, ratio_line
+from _common import load_line, ratio_line
 
 
 def main() -> None:
@@ -21,9 +21,9 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=200)
     args = parser.parse_args()
 
-    from pipeline.rundir import RunDir
-    from pipeline.stages import run_dir_artifacts
-    from validation.bench import BenchOptions, bench
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.stages import run_dir_artifacts
+    from onnxpipe.validation.bench import BenchOptions, bench
 
     print(load_line())
     runtimes = ("pytorch", "onnxruntime", "ai-edge-litert")
@@ -58,33 +58,37 @@ def main() -> None:
 
 
 def backend_ratios(run: str, model: str, options) -> None:
-    """onnx2tf's fp32 TFLite vs onnx-tf's (latency, same runtime and inputs), and their convert times.
+    """Each route's fp32 TFLite vs the first route's (latency, same runtime and inputs), and convert times.
 
-    Reads ``RUN/backends/<backend>/``, which ``onnxpipe convert --compare-backends`` writes.
+    The routes are the registered ones (``onnxpipe routes``); reads ``RUN/backends/<route>/``, which
+    ``onnxpipe convert --compare-backends`` writes.
     """
     import dataclasses
 
-    from pipeline.rundir import RunDir
-    from validation.bench import bench
+    from onnxpipe.converters.route import ROUTES
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.validation.bench import bench
 
-    if not (ROOT / ".venv-legacy").is_dir():
-        print(f"{model} onnx2tf vs onnx-tf: skipped (.venv-legacy is not set up, so onnx-tf cannot run here)")
-        return
-    folders = {b: Path(run) / "backends" / b for b in ("onnx2tf", "onnx-tf")}
-    files = {b: f / "model_fp32.tflite" for b, f in folders.items()}
-    if not all(p.is_file() for p in files.values()):
-        print(
-            f"{model} onnx2tf vs onnx-tf: skipped (run `onnxpipe convert {run}/checkpoint.pt --compare-backends`)"
-        )
-        return
-    litert = dataclasses.replace(options, runtimes=("ai-edge-litert",))
-    p50 = {}
-    for backend, path in files.items():
-        doc = bench([RunDir(folders[backend]).artifact(path)], None, litert)
-        p50[backend] = doc["results"][0]["p50_ms"] / 1000
-    print(ratio_line(f"{model} tflite_fp32 onnx2tf vs onnx-tf", p50["onnx2tf"], p50["onnx-tf"]))
-    seconds = {b: RunDir(f).manifest()["stages"]["convert"]["seconds"] for b, f in folders.items()}
-    print(ratio_line(f"{model} convert onnx2tf vs onnx-tf", seconds["onnx2tf"], seconds["onnx-tf"]))
+    first, *others = ROUTES.names()
+    for other in others:
+        name = f"{model} {first} vs {other}"
+        reason = ROUTES.get(other).unavailable_reason()
+        if reason:
+            print(f"{name}: skipped ({reason})")
+            continue
+        folders = {b: Path(run) / "backends" / b for b in (first, other)}
+        files = {b: f / "model_fp32.tflite" for b, f in folders.items()}
+        if not all(p.is_file() for p in files.values()):
+            print(f"{name}: skipped (run `onnxpipe convert {run}/checkpoint.pt --compare-backends`)")
+            continue
+        litert = dataclasses.replace(options, runtimes=("ai-edge-litert",))
+        p50 = {}
+        for backend, path in files.items():
+            doc = bench([RunDir(folders[backend]).artifact(path)], None, litert)
+            p50[backend] = doc["results"][0]["p50_ms"] / 1000
+        print(ratio_line(f"{model} tflite_fp32 {first} vs {other}", p50[first], p50[other]))
+        seconds = {b: RunDir(f).manifest()["stages"]["convert"]["seconds"] for b, f in folders.items()}
+        print(ratio_line(f"{model} convert {first} vs {other}", seconds[first], seconds[other]))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ SAMPLES = (1, 10, 100, 1000)
 
 def validate_seconds(run: str, samples: int) -> float:
     """Seconds of one in-process validation of the run's ONNX and fp32 TFLite on ``samples`` inputs."""
-    from pipeline.rundir import RunDir
-    from pipeline.stages import run_dir_artifacts
-    from validation.inputs import InputConfig
-    from validation.parity import ValidateOptions, validate
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.stages import run_dir_artifacts
+    from onnxpipe.validation.inputs import InputConfig
+    from onnxpipe.validation.parity import ValidateOptions, validate
 
     reference, candidates = run_dir_artifacts(RunDir(run))
     picked = [c for c in candidates if c.label in ("model.onnx", "model_fp32.tflite")]
@@ -37,7 +37,7 @@ def validate_seconds(run: str, samples: int) -> float:
 
 def main(runs: list[str]) -> None:
     """Print the slope against samples for each run, then the growth against model size."""
-    from validation.macs import count_macs
+    from onnxpipe.validation.macs import count_macs
 
     print(load_line())
     per_sample = {}

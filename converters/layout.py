@@ -12,11 +12,13 @@ each candidate layout and the one that reproduces ONNX Runtime is kept.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from models.artifact import TensorBinding
-from models.errors import ConversionError
-from models.spec import TensorSpec
+from onnxpipe.models.artifact import Artifact, Format, TensorBinding
+from onnxpipe.models.errors import ConversionError
+from onnxpipe.models.execution import RuntimeOpener
+from onnxpipe.models.spec import TensorSpec
 
 __all__ = ["bind_tensors", "channels_last_perm", "settle_ambiguous"]
 
@@ -98,39 +100,47 @@ def _other(ref: TensorSpec, binding: TensorBinding, art_shape: Sequence[int]) ->
 
 
 def settle_ambiguous(
-    onnx_path: Any,
-    refs_in: Sequence[TensorSpec],
-    refs_out: Sequence[TensorSpec],
+    onnx: Artifact,
     tflite_path: Any,
+    declared: Mapping[str, Sequence[Mapping[str, Any]]],
     inputs: tuple[TensorBinding, ...],
     outputs: tuple[TensorBinding, ...],
+    run_with: RuntimeOpener,
 ) -> tuple[tuple[TensorBinding, ...], tuple[TensorBinding, ...]]:
     """Choose, for tensors whose shape fits both layouts, the layout the converted file really uses.
 
-    Runs ONNX Runtime and the (float) TFLite file on one seeded probe, every combination of the
-    ambiguous bindings (at most 16), and keeps the closest. Unambiguous bindings are returned as given.
+    Runs the ONNX file and the (float) TFLite file through the runtime layer (``run_with``: ONNX
+    Runtime, or the reference evaluator where ONNX Runtime has no kernel) on one seeded probe, for
+    every combination of the ambiguous bindings (at most 16), and keeps the closest. Unambiguous
+    bindings are returned as given.
+
+    Args:
+        onnx: The ONNX artifact that was converted (the reference's names and layout).
+        tflite_path: The float TFLite file.
+        declared: The TFLite file's ``inputs`` and ``outputs`` (``name``, ``shape`` with -1).
+        inputs: The bindings by rule, one per reference input.
+        outputs: The bindings by rule, one per reference output.
+        run_with: Opens a runtime on an artifact.
     """
     import itertools
 
     import numpy as np
-    import onnxruntime as ort
-    from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=str(tflite_path))
-    details = {d["name"]: d for d in it.get_input_details()}
-    out_details = {d["name"]: d for d in it.get_output_details()}
+    refs_in, refs_out = onnx.spec.inputs, onnx.spec.outputs
+    in_shapes = {d["name"]: d["shape"] for d in declared["inputs"]}
+    out_shapes = {d["name"]: d["shape"] for d in declared["outputs"]}
     in_options = [
-        [b, *filter(None, [_other(r, b, details[b.artifact_name]["shape_signature"])])]
+        [b, *filter(None, [_other(r, b, in_shapes[b.artifact_name])])]
         for r, b in zip(refs_in, inputs, strict=True)
     ]
     out_options = [
-        [b, *filter(None, [_other(r, b, out_details[b.artifact_name]["shape_signature"])])]
+        [b, *filter(None, [_other(r, b, out_shapes[b.artifact_name])])]
         for r, b in zip(refs_out, outputs, strict=True)
     ]
     combos = list(itertools.product(*in_options, *out_options))
     if len(combos) == 1 or len(combos) > 16:
         return inputs, outputs
-    batch = next((int(d["shape_signature"][0]) for d in details.values() if d["shape_signature"][0] > 0), 2)
+    batch = next((int(shape[0]) for shape in in_shapes.values() if shape and shape[0] > 0), 2)
     rng = np.random.default_rng(0)
     probe = {
         t.name: rng.uniform(0.0, 1.0, size=t.concrete_shape(batch)).astype(t.dtype)
@@ -138,25 +148,21 @@ def settle_ambiguous(
         else rng.integers(0, 2, size=t.concrete_shape(batch)).astype(t.dtype)
         for t in refs_in
     }
-    expected = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
-        [t.name for t in refs_out], probe
-    )
+    with run_with(onnx) as reference:
+        expected = reference.run(probe)
     best, best_error = (inputs, outputs), np.inf
     for combo in combos:
-        ins, outs = combo[: len(inputs)], combo[len(inputs) :]
-        for b in ins:
-            value = np.ascontiguousarray(b.to_artifact(probe[b.name]))
-            it.resize_tensor_input(details[b.artifact_name]["index"], list(value.shape))
-        it.allocate_tensors()
-        for b in ins:
-            it.set_tensor(
-                details[b.artifact_name]["index"], np.ascontiguousarray(b.to_artifact(probe[b.name]))
-            )
-        it.invoke()
-        error = 0.0
-        for b, ref in zip(outs, expected, strict=True):
-            got = b.to_reference(it.get_tensor(out_details[b.artifact_name]["index"]))
-            error = max(error, float(np.abs(got - ref).max()) if got.shape == ref.shape else np.inf)
+        ins, outs = tuple(combo[: len(inputs)]), tuple(combo[len(inputs) :])
+        candidate = Artifact(Path(tflite_path), Format.TFLITE, onnx.spec, "fp32", ins, outs)
+        try:
+            with run_with(candidate) as runtime:
+                got = runtime.run(probe)
+        except (ValueError, RuntimeError):  # a layout the file cannot take at all: not this one
+            continue
+        error = max(
+            float(np.abs(got[name] - ref).max()) if got[name].shape == ref.shape else np.inf
+            for name, ref in expected.items()
+        )
         if error < best_error:
-            best, best_error = (tuple(ins), tuple(outs)), error
+            best, best_error = (ins, outs), error
     return best

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.layout import bind_tensors, settle_ambiguous
-from converters.saved_model_to_tflite import CALIBRATED_PRECISIONS, QUANTIZED_PRECISIONS
-from models.artifact import Artifact, Format
-from models.errors import ConversionError, UnknownNameError, UsageError
-from models.fs import atomic_path
+from onnxpipe.converters.layout import bind_tensors, settle_ambiguous
+from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS, QUANTIZED_PRECISIONS
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import ConversionError, UnknownNameError, UsageError
+from onnxpipe.models.execution import RuntimeOpener
+from onnxpipe.models.fs import atomic_path
 
 __all__ = [
     "ONNX2TF_PRECISIONS",
@@ -101,7 +102,7 @@ def unsupported_ops(onnx_path: Path) -> list[str]:
 
 def _calibration_images() -> np.ndarray:
     """20 bundled digits, upsampled to 128x128 and repeated over 3 channels, NHWC in [0, 1]."""
-    from models.data import load_dataset
+    from onnxpipe.models.data import load_dataset
 
     x = load_dataset("digits", "train").x[:20, 0]  # [20, 8, 8]
     x = np.repeat(np.repeat(x, 16, axis=1), 16, axis=2)  # [20, 128, 128]
@@ -178,7 +179,7 @@ def write_calibration(spec, bindings, precisions, work: Path, source: Path) -> d
     Returns:
         Artifact input name -> .npy path (empty when no precision needs calibration).
     """
-    from models.data import model_arrays
+    from onnxpipe.models.data import model_arrays
 
     wanted = [p for p in precisions if p in CALIBRATED_PRECISIONS]
     if not wanted:
@@ -207,7 +208,7 @@ def _run_quantize(
     return call_worker(request, work, timeout_s, source, "quantization")
 
 
-def _measured_layouts(onnx_path: Path, spec, produced: Path, result: dict):
+def _measured_layouts(onnx: Artifact, produced: Path, result: dict, run_with: RuntimeOpener):
     """A function that gives each binding the layout onnx2tf really used, measured on its float TFLite.
 
     Only tensors whose shape fits both layouts (``[N, 8, 8]``) can change; onnx2tf writes one graph,
@@ -217,13 +218,14 @@ def _measured_layouts(onnx_path: Path, spec, produced: Path, result: dict):
     if name not in result.get("tflite", {}):
         return lambda bindings: bindings
     desc = result["tflite"][name]
+    spec = onnx.spec
     ins, outs = settle_ambiguous(
-        onnx_path,
-        spec.inputs,
-        spec.outputs,
+        onnx,
         produced / name,
+        desc,
         bind_tensors(spec.inputs, desc["inputs"], channels_last=True),
         bind_tensors(spec.outputs, desc["outputs"], channels_last=True, match_names=False),
+        run_with,
     )
     measured = {b.name: (b.perm, b.layout) for b in (*ins, *outs)}
 
@@ -239,9 +241,15 @@ def _measured_layouts(onnx_path: Path, spec, produced: Path, result: dict):
 
 
 def convert_onnx2tf(
-    onnx: Artifact, out_dir: str | Path, options: TFConvertOptions = TFConvertOptions()
+    onnx: Artifact,
+    out_dir: str | Path,
+    options: TFConvertOptions = TFConvertOptions(),
+    *,
+    run_with: RuntimeOpener,
 ) -> list[Artifact]:
     """Convert an ONNX artifact with onnx2tf into ``out_dir``.
+
+    ``run_with`` opens the runtimes that measure the layout onnx2tf used where a shape fits two.
 
     Writes ``saved_model/`` and ``model_<precision>.tflite`` atomically: an artifact appears under
     its final name only once complete, and a failure leaves earlier files as they were.
@@ -267,7 +275,7 @@ def convert_onnx2tf(
         log.info("onnx2tf: converting %s", onnx.path)
         result = _run_onnx2tf(onnx.path, work, options.timeout_s, _wants_test_images(spec))
         produced = work / "out"
-        relayout = _measured_layouts(onnx.path, spec, produced, result)
+        relayout = _measured_layouts(onnx, produced, result, run_with)
         sm_inputs = relayout(bind_tensors(spec.inputs, result["saved_model"]["inputs"], channels_last=True))
         sm_outputs = relayout(
             bind_tensors(

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact, Format
-from models.checkpoint import Checkpoint, load_checkpoint, load_model
-from models.errors import ExportError, UnknownNameError, UsageError
-from models.fs import atomic_path
-from models.spec import ModelSpec
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.checkpoint import Checkpoint, load_checkpoint, load_model
+from onnxpipe.models.errors import ExportError, UnknownNameError, UsageError
+from onnxpipe.models.execution import RuntimeOpener
+from onnxpipe.models.fs import atomic_path
+from onnxpipe.models.spec import ModelSpec
 
 __all__ = ["EXPORTERS", "ExportOptions", "export_onnx", "probe_inputs"]
 
@@ -93,34 +94,38 @@ def _export(model: Any, spec: ModelSpec, path: Path, opset: int, exporter: str) 
         registration_log.setLevel(level)
 
 
-def _check_with_onnxruntime(model: Any, spec: ModelSpec, path: Path) -> dict[str, float]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def _check_with_runtime(model: Any, spec: ModelSpec, path: Path, run_with: RuntimeOpener) -> dict[str, float]:
+    """ONNX Runtime (or the reference evaluator, where it has no kernel) against PyTorch, batches 1 and 3."""
     tol = spec.tolerance("fp32")
     worst: dict[str, float] = {}
-    for batch in (1, 3):
-        feeds = probe_inputs(spec, batch, seed=batch)
-        expected = _torch_outputs(model, spec, feeds)
-        got = session.run([t.name for t in spec.outputs], feeds)
-        for t, e, g in zip(spec.outputs, expected, got, strict=True):
-            if e.shape != g.shape:
-                raise ExportError(
-                    f"{path.name}: output {t.name!r} at batch {batch} has shape {g.shape} in ONNX Runtime, "
-                    f"{e.shape} in PyTorch (dynamic batch axis lost?)"
-                )
-            max_abs = float(np.abs(e.astype(np.float64) - g).max()) if e.size else 0.0
-            worst[t.name] = max(worst.get(t.name, 0.0), max_abs)
-            if tol.violation(e, g) > 0:
-                raise ExportError(
-                    f"{path.name}: ONNX Runtime differs from PyTorch on output {t.name!r} at batch {batch}: "
-                    f"max abs {max_abs:.3g} exceeds atol {tol.atol:g} + rtol {tol.rtol:g}·|ref|"
-                )
+    with run_with(Artifact(path, Format.ONNX, spec)) as runtime:
+        for batch in (1, 3):
+            feeds = probe_inputs(spec, batch, seed=batch)
+            expected = _torch_outputs(model, spec, feeds)
+            outs = runtime.run(feeds)
+            for t, e in zip(spec.outputs, expected, strict=True):
+                g = outs[t.name]
+                if e.shape != g.shape:
+                    raise ExportError(
+                        f"{path.name}: output {t.name!r} at batch {batch} has shape {g.shape} in {runtime.name}, "
+                        f"{e.shape} in PyTorch (dynamic batch axis lost?)"
+                    )
+                max_abs = float(np.abs(e.astype(np.float64) - g).max()) if e.size else 0.0
+                worst[t.name] = max(worst.get(t.name, 0.0), max_abs)
+                if tol.violation(e, g) > 0:
+                    raise ExportError(
+                        f"{path.name}: {runtime.name} differs from PyTorch on output {t.name!r} at batch {batch}: "
+                        f"max abs {max_abs:.3g} exceeds atol {tol.atol:g} + rtol {tol.rtol:g}·|ref|"
+                    )
     return worst
 
 
 def export_onnx(
-    source: Checkpoint | str | Path, dest: str | Path, options: ExportOptions = ExportOptions()
+    source: Checkpoint | str | Path,
+    dest: str | Path,
+    options: ExportOptions = ExportOptions(),
+    *,
+    run_with: RuntimeOpener,
 ) -> Artifact:
     """Export a checkpoint to ONNX at ``dest``.
 
@@ -128,6 +133,7 @@ def export_onnx(
         source: An onnxpipe checkpoint (loaded or a path).
         dest: Where ``model.onnx`` goes; written atomically.
         options: Opset and exporter.
+        run_with: Opens the runtime that checks the export against PyTorch.
 
     Returns:
         The ONNX artifact, with the max abs difference ONNX Runtime vs PyTorch in ``extra``.
@@ -157,7 +163,7 @@ def export_onnx(
         except Exception as e:  # onnx raises ValidationError, InferenceError and plain RuntimeErrors
             raise ExportError(f"{dest.name}: the exported graph is invalid: {e}") from e
         onnx.save(inferred, str(tmp))
-        worst = _check_with_onnxruntime(model, spec, tmp)
+        worst = _check_with_runtime(model, spec, tmp, run_with)
     log.info("exported %s (opset %d, %s); ORT vs PyTorch max abs %s", dest, opset, options.exporter, worst)
     return Artifact(
         path=dest,

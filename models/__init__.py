@@ -4,14 +4,14 @@ This is the lowest layer: it never imports ``converters``, ``validation`` or ``p
 imported only by the functions that need it.
 """
 
-from models.artifact import Artifact, Format, TensorBinding
-from models.errors import OnnxpipeError
-from models.registry import ARCHITECTURES, get_architecture
-from models.spec import PRECISIONS, ModelSpec, TensorSpec, Tolerance
+from onnxpipe.models.artifact import Artifact, Format, TensorBinding
+from onnxpipe.models.errors import OnnxpipeError
+from onnxpipe.models.registry import ZOO, get_architecture
+from onnxpipe.models.spec import PRECISIONS, ModelSpec, TensorSpec, Tolerance
 
 __all__ = [
-    "ARCHITECTURES",
     "PRECISIONS",
+    "ZOO",
     "Artifact",
     "Format",
     "ModelSpec",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from models.spec import ModelSpec, TensorSpec
+from onnxpipe.models.spec import ModelSpec, TensorSpec
 
 __all__ = ["Artifact", "Format", "TensorBinding", "identity_bindings", "inverse_perm"]
 

@@ -7,19 +7,31 @@ A checkpoint is a plain dict of tensors and primitive values, loadable with
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.errors import CheckpointError
-from models.fs import atomic_path
-from models.registry import get_architecture
-from models.spec import ModelSpec
+import numpy as np
+
+from onnxpipe.models.errors import CheckpointError, UsageError
+from onnxpipe.models.fs import atomic_path
+from onnxpipe.models.registry import get_architecture
+from onnxpipe.models.spec import ModelSpec, TensorSpec
+from onnxpipe.models.user import (
+    USER_MODEL,
+    UserModel,
+    build_user_model,
+    canonical_class_ref,
+    load_user_class,
+    trust,
+)
+from onnxpipe.models.weights import fit_state_dict, read_weights
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "Checkpoint",
-    "fit_state_dict",
+    "import_checkpoint",
     "load_checkpoint",
     "load_model",
     "save_checkpoint",
@@ -123,32 +135,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     )
 
 
-def fit_state_dict(model: Any, state: dict[str, Any], where: Path | str, what: str) -> None:
-    """Load ``state`` into ``model`` strictly, naming missing and unexpected keys and shape mismatches.
-
-    Raises:
-        CheckpointError: ``state`` does not fit ``what`` (e.g. ``architecture 'cnn'``).
-    """
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    parts = []
-    if missing:
-        parts.append(f"missing keys {missing}")
-    if unexpected:
-        parts.append(f"unexpected keys {unexpected}")
-    if shapes:
-        parts.append(f"shape mismatch (checkpoint vs model) {shapes}")
-    if parts:
-        raise CheckpointError(where, f"does not fit {what}: " + "; ".join(parts))
-    model.load_state_dict(state)
-
-
 def load_model(source: str | Path | Checkpoint):
     """Rebuild the model of a checkpoint in eval mode.
 
@@ -159,9 +145,70 @@ def load_model(source: str | Path | Checkpoint):
     ckpt = source if isinstance(source, Checkpoint) else load_checkpoint(source)
     where = ckpt.path or "checkpoint"
     if ckpt.model_class:
-        from models.user import build_user_model
-
         return build_user_model(ckpt.model_class, ckpt.model_kwargs, ckpt.state_dict, where)
     model = get_architecture(ckpt.model).build(**ckpt.model_kwargs)
     fit_state_dict(model, ckpt.state_dict, where, f"architecture {ckpt.model!r}")
     return model.eval()
+
+
+def _probe(inputs: Sequence[TensorSpec], value_range: tuple[float, float], batch: int) -> list[Any]:
+    import torch
+
+    rng = np.random.default_rng(0)
+    lo, hi = value_range
+    return [
+        torch.from_numpy(rng.uniform(lo, hi, size=t.concrete_shape(batch)).astype(t.dtype)) for t in inputs
+    ]
+
+
+def import_checkpoint(weights: Path, user: UserModel, dest: Path, trust_pickle: bool = False) -> Path:
+    """Build the user's model, load ``weights`` into it, and write an onnxpipe checkpoint to ``dest``.
+
+    The outputs are discovered by running the model once at batch 2 (``output`` or ``output_0``...,
+    batch axis dynamic).
+
+    Raises:
+        UsageError: ``dest`` is ``weights`` itself, or the model fails on the given input shapes.
+        CheckpointError: Unreadable weights or keys that do not fit (named).
+    """
+    import torch
+
+    weights, dest = Path(weights), Path(dest)
+    if dest.resolve() == weights.resolve():
+        raise UsageError(f"{weights}: importing it would overwrite it; give --out another folder")
+    trust(user.class_ref)
+    loaded = read_weights(weights, trust_pickle)
+    if isinstance(loaded, torch.nn.Module):  # --trust-pickle: the module carries the weights
+        cls = load_user_class(user.class_ref)
+        if type(loaded).__name__ != cls.__name__:
+            raise CheckpointError(weights, f"holds a {type(loaded).__name__}, not a {cls.__name__}")
+        loaded = loaded.state_dict()
+    # Rebuilt from the class itself, so later stages (which rebuild it the same way) get this model.
+    model = build_user_model(user.class_ref, user.kwargs, loaded, weights)
+    state = loaded
+    inputs = user.inputs()
+    value_range = user.value_range or (0.0, 1.0)
+    try:
+        with torch.no_grad():
+            out = model(*_probe(inputs, value_range, batch=2))
+    except Exception as e:  # the user's forward: any error means the shapes or dtypes do not fit
+        shapes = ", ".join(f"{t.name} {list(t.concrete_shape(2))} {t.dtype}" for t in inputs)
+        raise UsageError(f"{type(model).__name__} fails on inputs {shapes}: {type(e).__name__}: {e}") from e
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
+        raise UsageError(f"{type(model).__name__} must return a tensor or a tuple of tensors")
+    names = ("output",) if len(outs) == 1 else tuple(f"output_{i}" for i in range(len(outs)))
+    outputs = tuple(
+        TensorSpec(n, ("batch", *o.shape[1:]), str(o.dtype).removeprefix("torch."))
+        for n, o in zip(names, outs, strict=True)
+    )
+    spec = ModelSpec(type(model).__name__, inputs, outputs, dataset=None, value_range=value_range)
+    ckpt = Checkpoint(
+        model=USER_MODEL,
+        state_dict={k: v.detach().cpu() for k, v in state.items()},
+        spec=spec,
+        model_kwargs=dict(user.kwargs),
+        model_class=canonical_class_ref(user.class_ref),
+        train_config={"imported_from": str(weights.resolve())},
+    )
+    return save_checkpoint(ckpt, dest)

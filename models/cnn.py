@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from models.registry import Architecture, TrainDefaults
-from models.spec import ModelSpec, TensorSpec
+from onnxpipe.models.registry import Architecture, TrainDefaults
+from onnxpipe.models.spec import ModelSpec, TensorSpec
 
 SPEC = ModelSpec(
     name="cnn",

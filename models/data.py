@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import UnknownNameError
-from models.spec import ModelSpec
+from onnxpipe.models.errors import UnknownNameError
+from onnxpipe.models.spec import ModelSpec
 
 __all__ = ["DATASETS", "SPLIT_SEED", "Dataset", "load_dataset", "model_arrays"]
 

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from models.errors import OnnxpipeError
+from onnxpipe.models.errors import OnnxpipeError
 
 __all__ = ["launch", "main"]
 
@@ -40,10 +40,9 @@ def launch(cfg, on_epoch: Callable | None = None, timeout_s: float = 24 * 3600):
     Raises:
         DistributedTrainingError: A process failed; its error is in the message.
     """
-    from models.checkpoint import load_checkpoint
-    from models.training import EpochResult
+    from onnxpipe.models.checkpoint import load_checkpoint
+    from onnxpipe.models.training import EpochResult
 
-    root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="onnxpipe-ddp-") as tmp:
         request = Path(tmp) / "request.json"
         dest = Path(tmp) / "checkpoint.pt"
@@ -55,17 +54,14 @@ def launch(cfg, on_epoch: Callable | None = None, timeout_s: float = 24 * 3600):
             "--standalone",
             f"--nproc_per_node={cfg.nproc}",
             "-m",
-            "models.distributed",
+            "onnxpipe.models.distributed",
             str(request),
         ]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
-        }
+        env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default, said out loud: no oversubscription
         log = Path(tmp) / "log.txt"
         with log.open("w") as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=root, env=env)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=tmp, env=env)
             assert proc.stdout is not None
             for line in proc.stdout:
                 if line.startswith(_EPOCH) and on_epoch:
@@ -89,8 +85,8 @@ def main(request_path: str) -> int:
     import torch
     import torch.distributed as dist
 
-    from models.checkpoint import save_checkpoint
-    from models.training import TrainConfig, train_process
+    from onnxpipe.models.checkpoint import save_checkpoint
+    from onnxpipe.models.training import TrainConfig, train_process
 
     request = json.loads(Path(request_path).read_text())
     cfg = TrainConfig(**request["config"])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from models.recurrent import RecurrentClassifier, spec
-from models.registry import Architecture, TrainDefaults
+from onnxpipe.models.recurrent import RecurrentClassifier, spec
+from onnxpipe.models.registry import Architecture, TrainDefaults
 
 SPEC = spec("gru")
 

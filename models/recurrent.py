@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.spec import ModelSpec, TensorSpec
+from onnxpipe.models.spec import ModelSpec, TensorSpec
 
 STEPS, FEATURES = 8, 8
 

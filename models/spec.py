@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.errors import UnknownNameError
+from onnxpipe.models.errors import UnknownNameError
 
 __all__ = ["PRECISIONS", "ModelSpec", "TensorSpec", "Tolerance", "default_tolerances"]
 

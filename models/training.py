@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from models.checkpoint import Checkpoint
-from models.data import model_arrays
-from models.errors import UsageError
-from models.registry import get_architecture
+from onnxpipe.models.checkpoint import Checkpoint
+from onnxpipe.models.data import model_arrays
+from onnxpipe.models.errors import UsageError
+from onnxpipe.models.registry import get_architecture
 
 __all__ = ["EpochResult", "TrainConfig", "train"]
 
@@ -99,8 +99,8 @@ def train(
     """Train ``config.model`` from scratch and return its checkpoint.
 
     Same seed, same machine, same result: the seed fixes initialisation and batch order, and
-    PyTorch runs with deterministic algorithms. ``config.nproc > 1`` trains with DDP in that many
-    processes (:func:`models.distributed.launch`); only epoch results are reported then.
+    PyTorch runs with deterministic algorithms. One process: ``config.nproc > 1`` is trained with
+    :func:`onnxpipe.models.distributed.launch`, which builds on this module (never the reverse).
 
     Args:
         config: What to train and how.
@@ -109,9 +109,7 @@ def train(
     """
     cfg = config.resolved()
     if cfg.nproc > 1:
-        from models.distributed import launch
-
-        return launch(cfg, on_epoch=on_epoch)
+        raise UsageError(f"train() runs one process; nproc={cfg.nproc} goes to models.distributed.launch()")
     return train_process(cfg, on_batch=on_batch, on_epoch=on_epoch)
 
 

@@ -12,8 +12,8 @@ import math
 import torch
 from torch import nn
 
-from models.registry import Architecture, TrainDefaults
-from models.spec import ModelSpec, TensorSpec
+from onnxpipe.models.registry import Architecture, TrainDefaults
+from onnxpipe.models.spec import ModelSpec, TensorSpec
 
 VOCAB, LENGTH = 17, 64
 

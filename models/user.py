@@ -18,26 +18,23 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import pickle
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.errors import CheckpointError, InputFileError, UsageError
-from models.spec import ModelSpec, TensorSpec
+from onnxpipe.models.errors import CheckpointError, InputFileError, UsageError
+from onnxpipe.models.spec import TensorSpec
+from onnxpipe.models.weights import fit_state_dict
 
 __all__ = [
     "USER_MODEL",
     "UserModel",
     "build_user_model",
     "canonical_class_ref",
-    "import_checkpoint",
     "load_user_class",
-    "read_weights",
     "trust",
 ]
 
@@ -120,6 +117,16 @@ def canonical_class_ref(class_ref: str) -> str:
     return class_ref
 
 
+def _importable_from(folder: Path) -> None:
+    """Put ``folder`` first on ``sys.path`` (once), so the user's own packages import by their names.
+
+    onnxpipe's packages live under ``onnxpipe.*``: a user package called ``models`` is the user's.
+    """
+    entry = str(folder.resolve())
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+
 def load_user_class(class_ref: str) -> type:
     """Import the class ``class_ref`` names.
 
@@ -134,6 +141,7 @@ def load_user_class(class_ref: str) -> type:
         path = Path(target)
         if not path.is_file():
             raise InputFileError(path, "no such file (from --model-class)")
+        _importable_from(path.parent)  # as `python file.py` would: its own folder's packages import
         module_name = f"onnxpipe_user_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
         module = sys.modules.get(module_name)
         if module is None:
@@ -146,6 +154,7 @@ def load_user_class(class_ref: str) -> type:
                 del sys.modules[module_name]
                 raise InputFileError(path, f"failed to import ({type(e).__name__}: {e})") from e
     else:
+        _importable_from(Path.cwd())  # as `python -m` would: the current folder's packages import
         try:
             module = importlib.import_module(target)
         except ImportError as e:
@@ -159,59 +168,6 @@ def load_user_class(class_ref: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
         raise UsageError(f"--model-class: {name!r} in {target} is not a torch.nn.Module subclass")
     return cls
-
-
-def read_weights(path: Path, trust_pickle: bool = False) -> Any:
-    """The weights in ``path``: a state dict, or a whole module only with ``trust_pickle``.
-
-    ``.pt``/``.pth`` files are read with ``weights_only=True``; ``.safetensors`` with safetensors. A
-    ``.pt`` dict that wraps its state dict (``{"state_dict": ...}`` or ``{"model": ...}``, as many
-    training scripts save) is unwrapped.
-
-    Raises:
-        CheckpointError: Unreadable, or a pickled module without ``trust_pickle``.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "no such file")
-    if path.suffix.lower() == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(path, f"not a readable safetensors file ({e})") from e
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if not trust_pickle:
-            raise CheckpointError(
-                path,
-                "holds pickled objects (a whole module?), and unpickling runs code: refused. Save "
-                "model.state_dict() instead, or pass --trust-pickle if you trust this file",
-            ) from e
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e2:  # the pickle names its classes by module: they must be importable here
-            raise CheckpointError(
-                path,
-                f"cannot be unpickled ({type(e2).__name__}: {e2}); a pickled module needs its class "
-                "importable under the module name it was saved from (or save model.state_dict())",
-            ) from e2
-    except Exception as e:  # torch.load raises many types on foreign bytes
-        raise CheckpointError(path, f"not a readable PyTorch file ({type(e).__name__}: {e})") from e
-    if isinstance(payload, torch.nn.Module):
-        return payload
-    if isinstance(payload, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if isinstance(payload.get(key), dict):
-                return payload[key]
-        if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
-            return payload
-    raise CheckpointError(path, f"holds no state dict (got {type(payload).__name__})")
 
 
 def build_user_model(
@@ -235,72 +191,5 @@ def build_user_model(
     except TypeError as e:
         raise UsageError(f"--model-kwargs {json.dumps(kwargs)}: {cls.__name__}() refused them ({e})") from e
     if state is not None:
-        from models.checkpoint import fit_state_dict
-
         fit_state_dict(model, state, where, cls.__name__)
     return model.eval()
-
-
-def _probe(inputs: Sequence[TensorSpec], value_range: tuple[float, float], batch: int) -> list[Any]:
-    import torch
-
-    rng = np.random.default_rng(0)
-    lo, hi = value_range
-    return [
-        torch.from_numpy(rng.uniform(lo, hi, size=t.concrete_shape(batch)).astype(t.dtype)) for t in inputs
-    ]
-
-
-def import_checkpoint(weights: Path, user: UserModel, dest: Path, trust_pickle: bool = False) -> Path:
-    """Build the user's model, load ``weights`` into it, and write an onnxpipe checkpoint to ``dest``.
-
-    The outputs are discovered by running the model once at batch 2 (``output`` or ``output_0``...,
-    batch axis dynamic).
-
-    Raises:
-        UsageError: ``dest`` is ``weights`` itself, or the model fails on the given input shapes.
-        CheckpointError: Unreadable weights or keys that do not fit (named).
-    """
-    import torch
-
-    from models.checkpoint import Checkpoint, save_checkpoint
-
-    weights, dest = Path(weights), Path(dest)
-    if dest.resolve() == weights.resolve():
-        raise UsageError(f"{weights}: importing it would overwrite it; give --out another folder")
-    trust(user.class_ref)
-    loaded = read_weights(weights, trust_pickle)
-    if isinstance(loaded, torch.nn.Module):  # --trust-pickle: the module carries the weights
-        cls = load_user_class(user.class_ref)
-        if type(loaded).__name__ != cls.__name__:
-            raise CheckpointError(weights, f"holds a {type(loaded).__name__}, not a {cls.__name__}")
-        loaded = loaded.state_dict()
-    # Rebuilt from the class itself, so later stages (which rebuild it the same way) get this model.
-    model = build_user_model(user.class_ref, user.kwargs, loaded, weights)
-    state = loaded
-    inputs = user.inputs()
-    value_range = user.value_range or (0.0, 1.0)
-    try:
-        with torch.no_grad():
-            out = model(*_probe(inputs, value_range, batch=2))
-    except Exception as e:  # the user's forward: any error means the shapes or dtypes do not fit
-        shapes = ", ".join(f"{t.name} {list(t.concrete_shape(2))} {t.dtype}" for t in inputs)
-        raise UsageError(f"{type(model).__name__} fails on inputs {shapes}: {type(e).__name__}: {e}") from e
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
-        raise UsageError(f"{type(model).__name__} must return a tensor or a tuple of tensors")
-    names = ("output",) if len(outs) == 1 else tuple(f"output_{i}" for i in range(len(outs)))
-    outputs = tuple(
-        TensorSpec(n, ("batch", *o.shape[1:]), str(o.dtype).removeprefix("torch."))
-        for n, o in zip(names, outs, strict=True)
-    )
-    spec = ModelSpec(type(model).__name__, inputs, outputs, dataset=None, value_range=value_range)
-    ckpt = Checkpoint(
-        model=USER_MODEL,
-        state_dict={k: v.detach().cpu() for k, v in state.items()},
-        spec=spec,
-        model_kwargs=dict(user.kwargs),
-        model_class=canonical_class_ref(user.class_ref),
-        train_config={"imported_from": str(weights.resolve())},
-    )
-    return save_checkpoint(ckpt, dest)

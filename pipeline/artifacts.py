@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.artifact import Artifact, Format
-from models.errors import ConversionError, InputFileError, UsageError
-from models.spec import ModelSpec, TensorSpec
-from pipeline.rundir import RunDir
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import ConversionError, InputFileError, UsageError
+from onnxpipe.models.spec import ModelSpec, TensorSpec
+from onnxpipe.pipeline.rundir import RunDir
 
 __all__ = ["detect_format", "resolve_artifact", "spec_from_onnx"]
 
@@ -102,7 +102,7 @@ def spec_from_onnx(path: Path) -> ModelSpec:
 
 
 def _describe(path: Path, fmt: Format) -> dict:
-    from converters.tf_describe import describe_saved_model, describe_tflite
+    from onnxpipe.converters.tf_describe import describe_saved_model, describe_tflite
 
     try:
         return describe_saved_model(str(path)) if fmt is Format.TF_SAVED_MODEL else describe_tflite(str(path))
@@ -118,7 +118,7 @@ def resolve_artifact(path: str | Path, reference: ModelSpec | None = None) -> Ar
         reference: The reference interface, needed to bind a SavedModel or TFLite file that has no
             manifest record.
     """
-    from models.checkpoint import load_checkpoint
+    from onnxpipe.models.checkpoint import load_checkpoint
 
     path = Path(path)
     if not path.exists():
@@ -144,7 +144,7 @@ def resolve_artifact(path: str | Path, reference: ModelSpec | None = None) -> Ar
         raise UsageError(
             f"{path}: a {fmt} artifact needs a reference (a checkpoint or ONNX file) to be bound to"
         )
-    from converters.layout import bind_tensors
+    from onnxpipe.converters.layout import bind_tensors
 
     desc = _describe(path, fmt)
     try:

@@ -1,6 +1,7 @@
-"""Both converter backends side by side: ``convert --compare-backends`` and ``convert --backend auto``.
+"""Every converter route side by side: ``convert --compare-backends`` and ``convert --backend auto``.
 
-Each backend converts into its own run directory (``backends/<backend>/``, with its own manifest
+The routes are the registered ones (:data:`onnxpipe.converters.route.ROUTES`), in registry order.
+Each route (backend) converts into its own run directory (``backends/<backend>/``, with its own manifest
 and parity reports), and each result is validated against the same reference. The comparison is
 one row per (artifact, backend): parity, worst error, size, latency. ``auto`` then keeps, per
 artifact, the one that passed parity (the faster when both did) and copies it into the run
@@ -19,16 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from converters.onnx_to_saved_model import TFConvertOptions, tflite_name
-from converters.torch_to_onnx import ExportOptions
-from models.artifact import Artifact, Format
-from models.errors import ConversionError, EnvironmentProblem, ExportError
-from models.fs import atomic_path, write_json
-from pipeline.artifacts import resolve_artifact
-from pipeline.rundir import RunDir
-from pipeline.stages import BACKENDS, convert_onnx_stage, source_onnx, validate_stage
-from validation.metrics import fmt
-from validation.parity import ValidateOptions
+from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, tflite_name
+from onnxpipe.converters.route import ROUTES
+from onnxpipe.converters.torch_to_onnx import ExportOptions
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import ConversionError, EnvironmentProblem, ExportError
+from onnxpipe.models.fs import atomic_path, write_json
+from onnxpipe.pipeline.artifacts import resolve_artifact
+from onnxpipe.pipeline.rundir import RunDir
+from onnxpipe.pipeline.stages import convert_onnx_stage, source_onnx, validate_stage
+from onnxpipe.validation.metrics import fmt
+from onnxpipe.validation.parity import ValidateOptions
 
 __all__ = ["BackendRow", "Comparison", "compare_backends", "keep_best", "render_comparison_markdown"]
 
@@ -125,13 +127,15 @@ def compare_backends(
     validate_options: ValidateOptions = ValidateOptions(),
     force: bool = False,
     on_progress: Callable[[str], None] = _quiet,
-    backends: Sequence[str] = BACKENDS,
+    backends: Sequence[str] | None = None,
 ) -> Comparison:
     """Convert ``source`` with every backend into ``out_dir/backends/<backend>/`` and validate each.
 
-    A backend that cannot convert (or is not installed) gets ``not made`` rows with the reason; the
+    ``backends``: the routes to try, default every registered one. A route that cannot convert,
+    is not installed or does not make what is asked gets ``not made`` rows with the reason; the
     others go on. Writes ``backends.json`` and ``backends.md`` into ``out_dir``.
     """
+    backends = list(backends or ROUTES.names())
     run = RunDir(out_dir).prepare()
     comparison = Comparison(Path(source).name)  # the checkpoint, or the ONNX file both backends convert
     rows: list[BackendRow] = []
@@ -139,6 +143,11 @@ def compare_backends(
     for backend in backends:
         on_progress(f"backend {backend}")
         sub = RunDir(run.path / "backends" / backend)
+        refusal = ROUTES.get(backend).refusal(options)
+        if refusal:
+            on_progress(f"backend {backend}: not made: {refusal}")
+            rows += [BackendRow(name, backend, "not made", message=refusal) for name in _wanted(options)]
+            continue
         try:
             onnx, exported = source_onnx(source, run, backend, export_options, force, on_progress)
             made = convert_onnx_stage(onnx, sub, options, backend, force, on_progress)

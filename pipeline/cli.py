@@ -13,7 +13,7 @@ import traceback
 
 import click
 
-from pipeline.errors import EXIT_INTERRUPTED, OnnxpipeError
+from onnxpipe.pipeline.errors import EXIT_INTERRUPTED, OnnxpipeError
 
 __all__ = ["cli", "main"]
 
@@ -26,6 +26,7 @@ COMMANDS = {
     "run": "Every stage: train, export, convert, validate.",
     "report": "Regenerate parity.md and report.html from parity.json.",
     "status": "Show which stages of a run directory are up to date, and why not.",
+    "routes": "List the converter routes: what each makes and needs, and whether it runs here.",
     "bench": "Time every artifact on every runtime: latency, throughput, GFLOP/s, size, accuracy.",
 }
 
@@ -47,7 +48,7 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
-        return importlib.import_module(f"pipeline.commands.{cmd_name}").command
+        return importlib.import_module(f"onnxpipe.pipeline.commands.{cmd_name}").command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from converters.onnx_to_saved_model import TFConvertOptions
-from converters.torch_to_onnx import ExportOptions
-from models.errors import InputFileError, UsageError
-from models.training import TrainConfig
-from validation.inputs import InputConfig
-from validation.parity import ValidateOptions
+from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
+from onnxpipe.converters.torch_to_onnx import ExportOptions
+from onnxpipe.models.errors import InputFileError, UsageError
+from onnxpipe.models.training import TrainConfig
+from onnxpipe.validation.inputs import InputConfig
+from onnxpipe.validation.parity import ValidateOptions
 
 __all__ = ["PipelineConfig", "load_config"]
 

@@ -12,7 +12,7 @@ them); this module re-exports them and documents the exit codes.
 | 130 | interrupted (Ctrl-C); finished artifacts are intact, unfinished ones were not written |
 """
 
-from models.errors import (
+from onnxpipe.models.errors import (
     CheckpointError,
     ConversionError,
     EnvironmentProblem,

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.artifact import Artifact
-from models.errors import InputFileError, RunDirBusy
-from models.fs import sha256_path, write_json
+from onnxpipe.models.artifact import Artifact
+from onnxpipe.models.errors import InputFileError, RunDirBusy
+from onnxpipe.models.fs import sha256_path, write_json
 
 __all__ = ["STAGES", "RunDir", "tool_versions"]
 

@@ -13,18 +13,19 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from converters.onnx_to_saved_model import TFConvertOptions, convert_onnx2tf, tflite_name
-from converters.torch_to_onnx import ExportOptions, export_onnx
-from models.artifact import Artifact, Format
-from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from models.errors import InputFileError, UnknownNameError, UsageError
-from pipeline.artifacts import detect_format, resolve_artifact
-from pipeline.rundir import RunDir
-from validation.parity import ParityReport, ValidateOptions, validate
-from validation.report import write_reports
+from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, tflite_name
+from onnxpipe.converters.route import check_route, get_route
+from onnxpipe.converters.torch_to_onnx import ExportOptions, export_onnx
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from onnxpipe.models.errors import EnvironmentProblem, InputFileError, UsageError
+from onnxpipe.pipeline.artifacts import detect_format, resolve_artifact
+from onnxpipe.pipeline.rundir import RunDir
+from onnxpipe.validation.parity import ParityReport, ValidateOptions, validate
+from onnxpipe.validation.report import write_reports
+from onnxpipe.validation.runtimes import open_runtime
 
 __all__ = [
-    "BACKENDS",
     "convert_onnx_stage",
     "convert_stage",
     "export_stage",
@@ -35,9 +36,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Converter backends of the ONNX -> TensorFlow hop (``auto`` and ``--compare-backends`` run both).
-BACKENDS = ("onnx2tf", "onnx-tf")
 
 
 def resolve_checkpoint(source: str | Path) -> Path:
@@ -122,7 +120,8 @@ def train_stage(
     When ``tensorboard`` is installed, the losses and validation accuracy also go to
     ``tensorboard/<time>/`` in the run directory (``tensorboard --logdir RUN/tensorboard``).
     """
-    from models.training import train
+    from onnxpipe.models.distributed import launch
+    from onnxpipe.models.training import train
 
     run.prepare()
     if run.checkpoint.is_file() and _up_to_date(
@@ -134,7 +133,10 @@ def train_stage(
     if writer is not None:
         on_batch, on_epoch = _logged(writer, on_batch, on_epoch)
     try:
-        ckpt = train(config, on_batch=on_batch, on_epoch=on_epoch)
+        if config.resolved().nproc > 1:
+            ckpt = launch(config.resolved(), on_epoch=on_epoch)
+        else:
+            ckpt = train(config, on_batch=on_batch, on_epoch=on_epoch)
     finally:
         if writer is not None:
             writer.close()
@@ -175,7 +177,7 @@ def export_stage(
         return recorded
     t0 = time.perf_counter()
     ckpt = load_checkpoint(checkpoint)
-    artifact = export_onnx(ckpt, dest, options)
+    artifact = export_onnx(ckpt, dest, options, run_with=open_runtime)
     artifact = dataclasses.replace(artifact, parent=checkpoint.name)
     run.record_stage(
         stage,
@@ -195,16 +197,15 @@ def source_onnx(
     force: bool = False,
     on_progress: Callable[[str], None] = _quiet,
 ) -> tuple[Artifact, bool]:
-    """The ONNX artifact ``backend`` converts: ``source`` itself, or its export into ``run``.
+    """The ONNX artifact route ``backend`` converts: ``source`` itself, or its export into ``run``.
 
-    onnx2tf takes ``model.onnx`` (the dynamo exporter, opset 18 by default); onnx-tf takes
-    ``model_opset12.onnx`` (the TorchScript exporter at an opset it has handlers for).
+    Each route names the export it wants (:meth:`Route.export_options`) and its file name: onnx2tf
+    takes ``model.onnx`` (the dynamo exporter, opset 18 by default), onnx-tf ``model_opset12.onnx``.
 
     Returns:
         The ONNX artifact, and whether it was exported from a checkpoint.
     """
-    from converters.onnx_tf_backend import LEGACY_OPSET
-
+    route = get_route(backend)
     if not source.exists():
         raise InputFileError(source, "no such file or folder")
     fmt = detect_format(source)
@@ -212,23 +213,18 @@ def source_onnx(
         return resolve_artifact(source), False
     if fmt is not Format.TORCH:
         raise InputFileError(source, "convert takes a checkpoint (.pt) or an ONNX file (.onnx)")
-    if backend == "onnx-tf":
-        export_options = ExportOptions(opset=export_options.opset or LEGACY_OPSET, exporter="torchscript")
-        dest = run.path / f"model_opset{export_options.opset}.onnx"
-    else:
-        dest = run.onnx
+    export_options = route.export_options(export_options)
+    dest = run.path / route.onnx_name(export_options)
     on_progress(f"export {source} -> {dest}")
     return export_stage(source, dest, export_options, force, on_progress), True
 
 
-def _converter(backend: str) -> Callable[[Artifact, Path, TFConvertOptions], list[Artifact]]:
-    if backend == "onnx-tf":
-        from converters.onnx_tf_backend import convert_onnx_tf
-
-        return convert_onnx_tf
-    if backend == "onnx2tf":
-        return convert_onnx2tf
-    raise UnknownNameError("backend", backend, BACKENDS)
+def _usable_route(backend: str, options: TFConvertOptions):
+    route = check_route(backend, options)
+    reason = route.unavailable_reason()
+    if reason:
+        raise EnvironmentProblem(f"the {backend} route is unavailable: {reason}")
+    return route
 
 
 def convert_onnx_stage(
@@ -239,20 +235,26 @@ def convert_onnx_stage(
     force: bool = False,
     on_progress: Callable[[str], None] = _quiet,
 ) -> list[Artifact]:
-    """Convert an ONNX artifact with ``backend`` into ``run`` (skipped when up to date)."""
+    """Convert an ONNX artifact with route ``backend`` into ``run`` (skipped when up to date).
+
+    Raises:
+        UnknownNameError: No such route.
+        UsageError: The route does not make what ``options`` ask for.
+        EnvironmentProblem: The route cannot run here (what it needs is missing).
+    """
+    route = _usable_route(backend, options)
     run.prepare()
     convert_options = {**dataclasses.asdict(options), "backend": backend}
-    if backend == "onnx-tf":
-        from converters.onnx_tf_backend import legacy_versions
-
-        convert_options["legacy_versions"] = legacy_versions()  # .venv-legacy is not in tool_versions()
+    versions = route.versions()  # environments outside tool_versions() that shape the artifacts
+    if versions is not None:
+        convert_options["route_versions"] = versions
     if _up_to_date(run, "convert", [onnx.path], convert_options, force, on_progress):
         outputs = run.manifest()["stages"]["convert"]["outputs"]
         return [a for a in run.artifacts() if a.path.name in outputs]
     targets = ", ".join(["saved_model/"] * options.saved_model + [tflite_name(p) for p in options.precisions])
     on_progress(f"{backend} {onnx.path.name} -> {targets}")
     t0 = time.perf_counter()
-    artifacts = _converter(backend)(onnx, run.path, options)
+    artifacts = route().convert(onnx, run.path, options, open_runtime)
     seconds = time.perf_counter() - t0
     run.record_stage(
         "convert", inputs=[onnx.path], outputs=artifacts, options=convert_options, seconds=seconds
@@ -277,8 +279,7 @@ def convert_stage(
         The exported ONNX artifact (when ``source`` is a checkpoint), then the converted ones.
     """
     say = on_progress or _quiet
-    if backend not in BACKENDS:
-        raise UnknownNameError("backend", backend, BACKENDS)
+    _usable_route(backend, options)  # refused before anything is exported
     run = RunDir(out_dir).prepare()
     onnx, exported = source_onnx(source, run, backend, export_options, force, say)
     artifacts = convert_onnx_stage(onnx, run, options, backend, force, say)
@@ -305,8 +306,8 @@ def locate_stage(
     on_progress: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Layer-wise search for the TFLite candidates that failed (all of them when none failed)."""
-    from validation.inputs import build_inputs
-    from validation.locate import locate
+    from onnxpipe.validation.inputs import build_inputs
+    from onnxpipe.validation.locate import locate
 
     say = on_progress or (lambda _m: None)
     tflites = [c for c in candidates if c.format is Format.TFLITE]

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: Names of the hostile inputs tried in this session (tests/pipeline/test_hostile_inputs.py).
 HOSTILE_TRIED: list[str] = []
-ONNXPIPE = [sys.executable, "-m", "pipeline"]
+ONNXPIPE = [sys.executable, "-m", "onnxpipe.pipeline"]
 
 
 def requires_env(python: Path, target: str):

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact
-from models.errors import UnknownNameError, UsageError
-from models.fs import size_of
-from validation.metrics import fmt as _fmt
-from validation.parity import DEVICES, runtime_rows
-from validation.runtimes import RUNTIMES
+from onnxpipe.models.artifact import Artifact
+from onnxpipe.models.errors import UnknownNameError, UsageError
+from onnxpipe.models.fs import size_of
+from onnxpipe.validation.metrics import fmt as _fmt
+from onnxpipe.validation.parity import DEVICES, runtime_rows
+from onnxpipe.validation.runtimes import RUNTIMES
 
 __all__ = ["BenchOptions", "bench", "render_bench_markdown"]
 
@@ -62,7 +62,7 @@ class BenchOptions:
 
 def _samples(spec: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
     if spec.dataset:
-        from models.data import model_arrays
+        from onnxpipe.models.data import model_arrays
 
         return model_arrays(spec, "validation")
     rng = np.random.default_rng(0)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from models.artifact import Artifact, Format
-from models.errors import InputFileError
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import InputFileError
 
 __all__ = ["edge_readiness", "tflite_ops"]
 
@@ -53,8 +53,8 @@ def tflite_ops(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _loads_on_tflite_runtime(artifact: Artifact) -> tuple[bool | None, str | None]:
-    from validation.runtimes.base import ArtifactNotLoadable
-    from validation.runtimes.tflite_edge import TfliteRuntimeEdge
+    from onnxpipe.validation.runtimes.base import ArtifactNotLoadable
+    from onnxpipe.validation.runtimes.tflite_edge import TfliteRuntimeEdge
 
     reason = TfliteRuntimeEdge.unavailable_reason("cpu")
     if reason:

@@ -6,7 +6,7 @@ import html
 import math
 from typing import Any
 
-from validation.metrics import fmt as _fmt
+from onnxpipe.validation.metrics import fmt as _fmt
 
 __all__ = ["render_html"]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import UsageError
-from models.spec import ModelSpec
+from onnxpipe.models.errors import UsageError
+from onnxpipe.models.spec import ModelSpec
 
 __all__ = ["InputConfig", "ValidationInputs", "build_inputs"]
 
@@ -93,7 +93,7 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
     groups: dict[str, tuple[int, int]] = {}
     n = 0
     if spec.dataset and len(spec.inputs) == 1 and config.samples:
-        from models.data import model_arrays
+        from onnxpipe.models.data import model_arrays
 
         x, y = model_arrays(spec, "validation")
         k = min(config.samples, len(y))

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact, Format
-from models.errors import UsageError
-from validation.quant import dequantize, quantize
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import UsageError
+from onnxpipe.validation.quant import dequantize, quantize
 
 __all__ = ["LayerError", "LocateReport", "locate"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from models.spec import Tolerance
+from onnxpipe.models.spec import Tolerance
 
 __all__ = ["HISTOGRAM_EDGES", "Metrics", "compare", "error_histogram", "fmt", "worst"]
 

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Artifact, Format
-from models.errors import EnvironmentProblem, InputFileError, UnknownNameError, UsageError
-from models.fs import size_of
-from models.spec import Tolerance
-from validation.inputs import InputConfig, ValidationInputs, build_inputs
-from validation.metrics import Metrics, compare, error_histogram, worst
-from validation.runtimes import RUNTIMES, RUNTIMES_BY_FORMAT, get_runtime
-from validation.runtimes.base import ArtifactNotLoadable
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import EnvironmentProblem, InputFileError, UnknownNameError, UsageError
+from onnxpipe.models.fs import size_of
+from onnxpipe.models.spec import Tolerance
+from onnxpipe.validation.inputs import InputConfig, ValidationInputs, build_inputs
+from onnxpipe.validation.metrics import Metrics, compare, error_histogram, worst
+from onnxpipe.validation.runtimes import RUNTIMES, RUNTIMES_BY_FORMAT, get_runtime
+from onnxpipe.validation.runtimes.base import ArtifactNotLoadable
 
 __all__ = [
     "DEVICES",
@@ -461,7 +461,7 @@ def validate(
     tflites = [c for c in candidates if c.format is Format.TFLITE]
     readiness = None
     if tflites:
-        from validation.edge import edge_readiness
+        from onnxpipe.validation.edge import edge_readiness
 
         say("edge readiness: ops, Flex/custom ops, tflite-runtime load check")
         readiness = edge_readiness(tflites)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from models.fs import atomic_path, write_json
-from validation.metrics import fmt as _fmt
-from validation.parity import ParityReport
+from onnxpipe.models.fs import atomic_path, write_json
+from onnxpipe.validation.metrics import fmt as _fmt
+from onnxpipe.validation.parity import ParityReport
 
 __all__ = ["render_markdown", "write_reports"]
 
@@ -124,7 +124,7 @@ def write_reports(
     report: ParityReport | dict[str, Any], out_dir: str | Path, extra: dict[str, Any] | None = None
 ) -> list[Path]:
     """Write ``parity.json``, ``parity.md`` and ``report.html`` into ``out_dir`` atomically."""
-    from validation.html import render_html
+    from onnxpipe.validation.html import render_html
 
     out_dir = Path(out_dir)
     data = (report.to_dict() if isinstance(report, ParityReport) else dict(report)) | (extra or {})

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from validation.parity import DEVICES
-from validation.runtimes import RUNTIMES
+from onnxpipe.validation.parity import DEVICES
+from onnxpipe.validation.runtimes import RUNTIMES
 
 
 @click.command("bench")
@@ -33,13 +33,13 @@ def command(
 
     Example: onnxpipe bench runs/cnn --threads 1 --iters 200 --batch 1
     """
-    from models.fs import atomic_path, write_json
-    from pipeline.commands.options import csv_choice
-    from pipeline.rundir import RunDir
-    from pipeline.stages import run_dir_artifacts
-    from pipeline.ui import say
-    from validation.bench import BenchOptions, bench, render_bench_markdown
-    from validation.macs import count_macs
+    from onnxpipe.models.fs import atomic_path, write_json
+    from onnxpipe.pipeline.commands.options import csv_choice
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.stages import run_dir_artifacts
+    from onnxpipe.pipeline.ui import say
+    from onnxpipe.validation.bench import BenchOptions, bench, render_bench_markdown
+    from onnxpipe.validation.macs import count_macs
 
     options = BenchOptions(
         threads=threads,

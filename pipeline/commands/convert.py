@@ -6,12 +6,16 @@ from pathlib import Path
 
 import click
 
-from converters.onnx_to_saved_model import PRECISIONS
-from pipeline.commands.options import csv_choice, import_user_model, user_model_options
+from onnxpipe.converters.onnx_to_saved_model import PRECISIONS
+from onnxpipe.converters.route import ROUTES
+from onnxpipe.pipeline.commands.options import (
+    RegistryChoice,
+    csv_choice,
+    import_user_model,
+    user_model_options,
+)
 
 TARGETS = ("saved_model", "tflite")
-#: ``--backend`` values: each converter, or ``auto`` (both, then the validated best per artifact).
-BACKEND_CHOICES = ("onnx2tf", "onnx-tf", "auto")
 
 
 def run_conversion(
@@ -32,9 +36,9 @@ def run_conversion(
     Raises:
         ConversionError: ``auto``/``compare`` and some artifact passed parity with no backend.
     """
-    from converters.onnx_to_saved_model import TFConvertOptions
-    from pipeline.stages import convert_stage
-    from pipeline.ui import say
+    from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
+    from onnxpipe.pipeline.stages import convert_stage
+    from onnxpipe.pipeline.ui import say
 
     options = TFConvertOptions(
         saved_model="saved_model" in to, precisions=precisions if "tflite" in to else ()
@@ -55,9 +59,9 @@ def _echo_artifacts(artifacts: list) -> None:
 
 
 def _compare(source: Path, out: Path, options, export_options, force: bool, keep: bool) -> list:
-    from models.errors import ConversionError
-    from pipeline.backends import compare_backends, keep_best, render_comparison_markdown
-    from pipeline.ui import say
+    from onnxpipe.models.errors import ConversionError
+    from onnxpipe.pipeline.backends import compare_backends, keep_best, render_comparison_markdown
+    from onnxpipe.pipeline.ui import say
 
     comparison = compare_backends(source, out, options, export_options, force=force, on_progress=say)
     kept, error = [], None
@@ -100,15 +104,17 @@ def _compare(source: Path, out: Path, options, export_options, force: bool, keep
 @click.option("--opset", type=int, default=None, help="Opset when SOURCE is a checkpoint [default: 18].")
 @click.option(
     "--backend",
-    type=click.Choice(BACKEND_CHOICES),
+    # The routes are read when the command runs: a route registered by a plug-in is a choice too.
+    type=RegistryChoice(ROUTES, extra=("auto",)),
     default="onnx2tf",
     show_default=True,
-    help="Converter: onnx2tf, onnx-tf (legacy env: make setup-legacy), or auto (both; keep the validated best).",
+    help="Converter route (`onnxpipe routes` lists them, with what each needs), or auto: every "
+    "route, then the validated best per artifact.",
 )
 @click.option(
     "--compare-backends",
     is_flag=True,
-    help="Convert with both backends into OUT/backends/, validate both, write backends.md/json; keep neither.",
+    help="Convert with every route into OUT/backends/, validate each, write backends.md/json; keep none.",
 )
 @click.option("--force", is_flag=True, help="Convert even when the artifacts are up to date.")
 @user_model_options
@@ -125,9 +131,10 @@ def command(
 ) -> None:
     """Convert SOURCE (a checkpoint, or an ONNX file) to a TF SavedModel and TFLite files.
 
-    A checkpoint is exported to ONNX on the way: model.onnx (dynamo exporter) for onnx2tf,
-    model_opset12.onnx (TorchScript exporter) for onnx-tf. Each artifact records its layout
-    (onnx2tf turns NCHW inputs into NHWC; onnx-tf keeps NCHW) and the backend that made it.
+    A checkpoint is exported to ONNX on the way, as the route wants it: model.onnx (dynamo
+    exporter) for onnx2tf, model_opset12.onnx (TorchScript exporter) for onnx-tf. Each artifact
+    records its layout (onnx2tf turns NCHW inputs into NHWC; onnx-tf keeps NCHW) and the route
+    that made it.
 
     Examples:
       onnxpipe convert runs/cnn/checkpoint.pt --to saved_model,tflite --precision fp32,fp16
@@ -143,9 +150,9 @@ def command(
     With --model-class, SOURCE is your model's state dict (.pt or .safetensors), imported as
     OUT/checkpoint.pt first (see `onnxpipe export --help`).
     """
-    from converters.torch_to_onnx import ExportOptions
-    from pipeline.rundir import RunDir
-    from pipeline.stages import resolve_checkpoint
+    from onnxpipe.converters.torch_to_onnx import ExportOptions
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.stages import resolve_checkpoint
 
     targets = csv_choice(to, TARGETS, "target")
     precisions = csv_choice(precision, tuple(PRECISIONS), "precision")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from converters.torch_to_onnx import EXPORTERS
-from pipeline.commands.options import import_user_model, user_model_options
+from onnxpipe.converters.torch_to_onnx import EXPORTERS
+from onnxpipe.pipeline.commands.options import import_user_model, user_model_options
 
 
 @click.command("export")
@@ -36,10 +36,10 @@ def command(
 
       onnxpipe export weights.safetensors --model-class net.py:Net --input-shape 1,3,32,32 --out runs/net/model.onnx
     """
-    from converters.torch_to_onnx import ExportOptions
-    from pipeline.rundir import RunDir
-    from pipeline.stages import export_stage, resolve_checkpoint
-    from pipeline.ui import say
+    from onnxpipe.converters.torch_to_onnx import ExportOptions
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.stages import export_stage, resolve_checkpoint
+    from onnxpipe.pipeline.ui import say
 
     if user["model_class"] is not None:
         if source.is_dir():

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import click
 
-from models.errors import UnknownNameError
+from onnxpipe.models.errors import UnknownNameError
 
-__all__ = ["csv_choice", "import_user_model", "user_model_options"]
+__all__ = ["RegistryChoice", "csv_choice", "import_user_model", "user_model_options"]
+
+
+class RegistryChoice(click.Choice):
+    """A choice among a registry's names, read when the command runs (plug-ins registered late count)."""
+
+    def __init__(self, registry, extra: tuple[str, ...] = ()):
+        self.registry, self.extra = registry, extra
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # noqa: D102
+        return (*self.registry.names(), *self.extra)
+
+    @choices.setter
+    def choices(self, _value) -> None:
+        pass
 
 
 def csv_choice(value: str, valid: tuple[str, ...], kind: str) -> tuple[str, ...]:
@@ -83,7 +99,8 @@ def import_user_model(source, out, options: dict) -> object:
     import json
     from pathlib import Path
 
-    from models.user import UserModel, import_checkpoint
+    from onnxpipe.models.checkpoint import import_checkpoint
+    from onnxpipe.models.user import UserModel
 
     class_ref = options.pop("model_class")
     given = [_FLAGS[k] for k, v in options.items() if v]
@@ -115,7 +132,7 @@ def import_user_model(source, out, options: dict) -> object:
     import dataclasses
     import time
 
-    from pipeline.rundir import RunDir
+    from onnxpipe.pipeline.rundir import RunDir
 
     run = RunDir(out).prepare()
     t0 = time.perf_counter()

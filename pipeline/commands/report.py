@@ -15,9 +15,9 @@ def command(run_dir: Path) -> None:
 
     Example: onnxpipe report runs/cnn
     """
-    from models.errors import InputFileError
-    from pipeline.rundir import RunDir
-    from validation.report import write_reports
+    from onnxpipe.models.errors import InputFileError
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.validation.report import write_reports
 
     path = run_dir / "parity.json"
     if not path.is_file():

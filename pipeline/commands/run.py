@@ -9,14 +9,15 @@ from pathlib import Path
 
 import click
 
-from models.registry import ARCHITECTURES
-from pipeline.commands.convert import BACKEND_CHOICES
-from pipeline.errors import EXIT_PARITY_FAILED
-from validation.parity import FAIL_ON
+from onnxpipe.converters.route import ROUTES
+from onnxpipe.models.registry import ZOO
+from onnxpipe.pipeline.commands.options import RegistryChoice
+from onnxpipe.pipeline.errors import EXIT_PARITY_FAILED
+from onnxpipe.validation.parity import FAIL_ON
 
 
 @click.command("run")
-@click.option("--model", default="cnn", show_default=True, help=f"Zoo model: {', '.join(ARCHITECTURES)}.")
+@click.option("--model", default="cnn", show_default=True, help=f"Zoo model: {', '.join(ZOO)}.")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="Run directory [default: runs/<model>]."
 )
@@ -33,10 +34,10 @@ from validation.parity import FAIL_ON
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default=None, help="Override validate.fail_on.")
 @click.option(
     "--backend",
-    type=click.Choice(BACKEND_CHOICES),
+    type=RegistryChoice(ROUTES, extra=("auto",)),
     default="onnx2tf",
     show_default=True,
-    help="Converter backend (auto: both, keep the validated best per artifact).",
+    help="Converter route (`onnxpipe routes`), or auto: every route, keep the validated best per artifact.",
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, even those that are up to date.")
 def command(
@@ -56,15 +57,15 @@ def command(
 
     Example: onnxpipe run --model cnn --out runs/cnn
     """
-    from converters.onnx_to_saved_model import PRECISIONS
-    from models.fs import write_json
-    from pipeline.commands.convert import run_conversion
-    from pipeline.commands.options import csv_choice
-    from pipeline.commands.train import run_training
-    from pipeline.commands.validate import run_validation
-    from pipeline.config import load_config
-    from pipeline.rundir import RunDir
-    from pipeline.stages import run_dir_artifacts
+    from onnxpipe.converters.onnx_to_saved_model import PRECISIONS
+    from onnxpipe.models.fs import write_json
+    from onnxpipe.pipeline.commands.convert import run_conversion
+    from onnxpipe.pipeline.commands.options import csv_choice
+    from onnxpipe.pipeline.commands.train import run_training
+    from onnxpipe.pipeline.commands.validate import run_validation
+    from onnxpipe.pipeline.config import load_config
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.stages import run_dir_artifacts
 
     cfg = load_config(config_path).override("train", model=model, epochs=epochs, seed=seed)
     cfg = cfg.override("validate", fail_on=fail_on)

@@ -19,8 +19,8 @@ def command(run_dir: Path) -> None:
     """
     import sys
 
-    from models.errors import InputFileError
-    from pipeline.rundir import STAGES, RunDir
+    from onnxpipe.models.errors import InputFileError
+    from onnxpipe.pipeline.rundir import STAGES, RunDir
 
     run = RunDir(run_dir)
     if not run.path.is_dir():

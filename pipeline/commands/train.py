@@ -6,18 +6,18 @@ from pathlib import Path
 
 import click
 
-from models.registry import ARCHITECTURES
+from onnxpipe.models.registry import ZOO
 
 
 def run_training(model: str, out: Path, config, force: bool = False) -> None:
     """Train with a progress bar and print the result (shared with ``onnxpipe run``)."""
     import math
 
-    from models.data import load_dataset
-    from models.registry import get_architecture
-    from pipeline.rundir import RunDir
-    from pipeline.stages import train_stage
-    from pipeline.ui import TrainProgress, say
+    from onnxpipe.models.data import load_dataset
+    from onnxpipe.models.registry import get_architecture
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.stages import train_stage
+    from onnxpipe.pipeline.ui import TrainProgress, say
 
     cfg = config.resolved()
     spec = get_architecture(model).spec
@@ -39,9 +39,7 @@ def run_training(model: str, out: Path, config, force: bool = False) -> None:
 
 
 @click.command("train")
-@click.option(
-    "--model", "model", default="cnn", show_default=True, help=f"Zoo model: {', '.join(ARCHITECTURES)}."
-)
+@click.option("--model", "model", default="cnn", show_default=True, help=f"Zoo model: {', '.join(ZOO)}.")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="Run directory [default: runs/<model>]."
 )
@@ -80,8 +78,8 @@ def command(
 
       onnxpipe train --model mlp --out runs/mlp-ddp --nproc 2
     """
-    from models.training import TrainConfig
-    from pipeline.rundir import RunDir
+    from onnxpipe.models.training import TrainConfig
+    from onnxpipe.pipeline.rundir import RunDir
 
     out = out or Path("runs") / model
     config = TrainConfig(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, nproc=nproc)

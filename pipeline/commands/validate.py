@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import import_user_model, user_model_options
-from pipeline.errors import EXIT_PARITY_FAILED
-from validation.parity import DEVICES, FAIL_ON
-from validation.runtimes import RUNTIMES
+from onnxpipe.pipeline.commands.options import import_user_model, user_model_options
+from onnxpipe.pipeline.errors import EXIT_PARITY_FAILED
+from onnxpipe.validation.parity import DEVICES, FAIL_ON
+from onnxpipe.validation.runtimes import RUNTIMES
 
 
 def run_validation(
@@ -27,9 +27,9 @@ def run_validation(
     Raises:
         EnvironmentProblem: ``strict_device`` and a CUDA row could not run on CUDA (exit code 3).
     """
-    from models.errors import EnvironmentProblem
-    from pipeline.stages import validate_stage
-    from pipeline.ui import echo_parity, say
+    from onnxpipe.models.errors import EnvironmentProblem
+    from onnxpipe.pipeline.stages import validate_stage
+    from onnxpipe.pipeline.ui import echo_parity, say
 
     report = validate_stage(reference, candidates, out, options, say, locate_threshold, force)
     echo_parity(report, ", ".join(str(out / n) for n in ("parity.json", "parity.md", "report.html")))
@@ -42,8 +42,8 @@ def run_validation(
 
 def _trust_run_class(run, class_ref: str, user: dict) -> None:
     """Allow rebuilding the run's imported checkpoint with ``class_ref``, if it is the one it names."""
-    from models.checkpoint import load_checkpoint
-    from models.user import canonical_class_ref, trust
+    from onnxpipe.models.checkpoint import load_checkpoint
+    from onnxpipe.models.user import canonical_class_ref, trust
 
     extra = [k for k, v in user.items() if v and k != "model_class"]
     if extra:
@@ -167,12 +167,12 @@ def command(
     """
     import dataclasses
 
-    from pipeline.artifacts import resolve_artifact
-    from pipeline.commands.options import csv_choice
-    from pipeline.rundir import RunDir
-    from pipeline.stages import run_dir_artifacts
-    from validation.inputs import InputConfig
-    from validation.parity import ValidateOptions
+    from onnxpipe.pipeline.artifacts import resolve_artifact
+    from onnxpipe.pipeline.commands.options import csv_choice
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.stages import run_dir_artifacts
+    from onnxpipe.validation.inputs import InputConfig
+    from onnxpipe.validation.parity import ValidateOptions
 
     if run_dir and (reference or candidates):
         raise click.UsageError("give either RUN_DIR or --reference/--candidate, not both")

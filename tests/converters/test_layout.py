@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from converters.layout import bind_tensors, channels_last_perm
-from models.errors import ConversionError
-from models.spec import TensorSpec
+from onnxpipe.converters.layout import bind_tensors, channels_last_perm
+from onnxpipe.models.errors import ConversionError
+from onnxpipe.models.spec import TensorSpec
 
 
 def test_channels_last_perm():

@@ -12,8 +12,8 @@ import onnx.helper as oh
 import onnxruntime as ort
 import pytest
 
-from converters.onnx_tf_backend import LEGACY_PYTHON, WORKER
-from converters.onnx_tf_compat import is_safe_name, missing_handlers, sanitize_io_names
+from onnxpipe.converters.onnx_tf_compat import is_safe_name, missing_handlers, sanitize_io_names
+from onnxpipe.converters.routes.onnx_tf import LEGACY_PYTHON, WORKER
 from tests.conftest import onnxpipe, requires_env
 
 needs_legacy = requires_env(LEGACY_PYTHON, "setup-legacy")

@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from converters.onnx_to_saved_model import TFConvertOptions, _calibration_images, convert_onnx2tf
-from models.artifact import Artifact, Format
-from models.errors import ConversionError, UsageError
-from models.fs import sha256_path
-from pipeline.artifacts import spec_from_onnx
+from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, _calibration_images, convert_onnx2tf
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import ConversionError, UsageError
+from onnxpipe.models.fs import sha256_path
+from onnxpipe.pipeline.artifacts import spec_from_onnx
+from onnxpipe.validation.runtimes import open_runtime
 
 
 def test_run_records_nhwc_layout_for_every_tf_artifact(cnn_run):
@@ -68,7 +69,10 @@ def test_static_three_channel_model_converts_without_any_download(tmp_path, monk
     )
     spec = spec_from_onnx(path)
     arts = convert_onnx2tf(
-        Artifact(path, Format.ONNX, spec), tmp_path / "out", TFConvertOptions(precisions=("fp32",))
+        Artifact(path, Format.ONNX, spec),
+        tmp_path / "out",
+        TFConvertOptions(precisions=("fp32",)),
+        run_with=open_runtime,
     )
     assert [a.format for a in arts] == [Format.TF_SAVED_MODEL, Format.TFLITE]
     assert arts[1].inputs[0].perm == (0, 2, 3, 1) and arts[1].inputs[0].artifact_name == "image"
@@ -87,11 +91,11 @@ def test_garbage_onnx_fails_cleanly_and_writes_nothing(tmp_path, cnn_run):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)
     spec = json.loads((cnn_run / "manifest.json").read_text())["artifacts"]["model.onnx"]["spec"]
-    from models.spec import ModelSpec
+    from onnxpipe.models.spec import ModelSpec
 
     out = tmp_path / "out"
     with pytest.raises(ConversionError, match="not a readable ONNX model"):
-        convert_onnx2tf(Artifact(bad, Format.ONNX, ModelSpec.from_dict(spec)), out)
+        convert_onnx2tf(Artifact(bad, Format.ONNX, ModelSpec.from_dict(spec)), out, run_with=open_runtime)
     assert not out.exists() or list(out.iterdir()) == []
 
 
@@ -114,15 +118,16 @@ def test_spec_from_onnx_reads_the_declared_interface(cnn_run):
 def test_integer_precisions_are_calibrated_on_real_samples_and_keep_top1(cnn_run, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    from pipeline.rundir import RunDir
-    from validation.inputs import InputConfig
-    from validation.parity import ValidateOptions, validate
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.validation.inputs import InputConfig
+    from onnxpipe.validation.parity import ValidateOptions, validate
 
     onnx_art = next(a for a in RunDir(cnn_run).artifacts() if a.label == "model.onnx")
     arts = convert_onnx2tf(
         onnx_art,
         tmp_path,
         TFConvertOptions(saved_model=False, precisions=("dynamic_int8", "int8", "int16x8")),
+        run_with=open_runtime,
     )
     assert [(a.label, a.precision, a.backend) for a in arts] == [
         ("model_dynamic_int8.tflite", "dynamic_int8", "tf.lite.TFLiteConverter"),
@@ -149,12 +154,12 @@ def test_integer_precisions_are_calibrated_on_real_samples_and_keep_top1(cnn_run
 
 
 def test_int8_without_bundled_data_is_refused(tmp_path):
-    from models.spec import ModelSpec, TensorSpec
+    from onnxpipe.models.spec import ModelSpec, TensorSpec
 
     spec = ModelSpec(
         "x", (TensorSpec("input", ("batch", 4)),), (TensorSpec("y", ("batch", 4)),), dataset=None
     )
     with pytest.raises(UsageError, match="int8 needs calibration samples"):
-        from converters.onnx_to_saved_model import _run_quantize
+        from onnxpipe.converters.onnx_to_saved_model import _run_quantize
 
         _run_quantize(spec, tmp_path, [], ["int8"], tmp_path, 10, tmp_path / "m.onnx")

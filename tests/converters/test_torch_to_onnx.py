@@ -4,15 +4,18 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from converters.torch_to_onnx import ExportOptions, export_onnx, probe_inputs
-from models.checkpoint import load_checkpoint, load_model
-from models.errors import CheckpointError, UnknownNameError, UsageError
+from onnxpipe.converters.torch_to_onnx import ExportOptions, export_onnx, probe_inputs
+from onnxpipe.models.checkpoint import load_checkpoint, load_model
+from onnxpipe.models.errors import CheckpointError, UnknownNameError, UsageError
+from onnxpipe.validation.runtimes import open_runtime
 
 
 @pytest.mark.parametrize(("exporter", "opset"), [("dynamo", 18), ("torchscript", 12)])
 def test_export_keeps_a_dynamic_batch_and_matches_pytorch(cnn_run, tmp_path, exporter, opset):
     dest = tmp_path / "model.onnx"
-    art = export_onnx(cnn_run / "checkpoint.pt", dest, ExportOptions(opset=opset, exporter=exporter))
+    art = export_onnx(
+        cnn_run / "checkpoint.pt", dest, ExportOptions(opset=opset, exporter=exporter), run_with=open_runtime
+    )
     model = onnx.load(str(dest))
     assert model.opset_import[0].version == opset
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # named, dynamic
@@ -33,7 +36,7 @@ def test_failed_export_writes_nothing(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
-        export_onnx(bad, tmp_path / "model.onnx")
+        export_onnx(bad, tmp_path / "model.onnx", run_with=open_runtime)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
-from models.errors import CheckpointError, UnknownNameError
-from models.registry import get_architecture
+from onnxpipe.models.checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
+from onnxpipe.models.errors import CheckpointError, UnknownNameError
+from onnxpipe.models.registry import get_architecture
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from models.checkpoint import load_checkpoint
-from models.training import TrainConfig, train
+from onnxpipe.models.checkpoint import load_checkpoint
+from onnxpipe.models.training import TrainConfig, train
 from tests.conftest import onnxpipe
 
 #: Stated tolerance: without BatchNorm, DDP over N processes is the single-process run up to the

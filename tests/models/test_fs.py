@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from models.fs import atomic_path, sha256_path, write_json
+from onnxpipe.models.fs import atomic_path, sha256_path, write_json
 
 
 def test_failed_write_keeps_the_previous_file_and_leaves_no_temp(tmp_path):

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint
-from models.errors import UsageError
-from models.training import TrainConfig, train
+from onnxpipe.models.checkpoint import load_checkpoint
+from onnxpipe.models.errors import UsageError
+from onnxpipe.models.training import TrainConfig, train
 
 
 def test_training_is_deterministic_for_a_seed():

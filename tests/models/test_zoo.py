@@ -2,22 +2,20 @@ import numpy as np
 import pytest
 import torch
 
-from models.data import load_dataset, model_arrays
-from models.errors import UnknownNameError
-from models.registry import ARCHITECTURES, get_architecture
-from models.spec import ModelSpec
+from onnxpipe.models.data import load_dataset, model_arrays
+from onnxpipe.models.errors import UnknownNameError
+from onnxpipe.models.registry import ZOO, get_architecture
+from onnxpipe.models.spec import ModelSpec
 
 # Every registered architecture must be exercised end to end somewhere in the suite.
 END_TO_END_TESTED = {"cnn", "mlp", "mobilenet", "gru", "lstm", "transformer"}
 
 
 def test_every_registered_model_has_an_end_to_end_test():
-    assert set(ARCHITECTURES) <= END_TO_END_TESTED, (
-        f"untested models: {set(ARCHITECTURES) - END_TO_END_TESTED}"
-    )
+    assert set(ZOO) <= END_TO_END_TESTED, f"untested models: {set(ZOO) - END_TO_END_TESTED}"
 
 
-@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("name", sorted(ZOO))
 def test_architecture_matches_its_spec(name):
     arch = get_architecture(name)
     assert arch.name == name == arch.spec.name

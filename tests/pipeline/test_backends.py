@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from converters.onnx_tf_backend import LEGACY_PYTHON
-from models.artifact import Artifact, Format
-from models.errors import ConversionError
-from models.fs import sha256_path
-from models.spec import ModelSpec, TensorSpec
-from pipeline.backends import BackendRow, Comparison, keep_best, render_comparison_markdown
+from onnxpipe.converters.routes.onnx_tf import LEGACY_PYTHON
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import ConversionError
+from onnxpipe.models.fs import sha256_path
+from onnxpipe.models.spec import ModelSpec, TensorSpec
+from onnxpipe.pipeline.backends import BackendRow, Comparison, keep_best, render_comparison_markdown
 from tests.conftest import onnxpipe, requires_env
 
 needs_legacy = requires_env(LEGACY_PYTHON, "setup-legacy")

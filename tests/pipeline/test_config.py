@@ -1,7 +1,7 @@
 import pytest
 
-from models.errors import InputFileError, UsageError
-from pipeline.config import PipelineConfig, load_config
+from onnxpipe.models.errors import InputFileError, UsageError
+from onnxpipe.pipeline.config import PipelineConfig, load_config
 
 
 def test_defaults_file_and_flag_precedence(tmp_path):

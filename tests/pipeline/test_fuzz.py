@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.checkpoint import load_checkpoint, load_model
-from models.errors import OnnxpipeError
-from pipeline.artifacts import resolve_artifact
-from pipeline.config import load_config
+from onnxpipe.models.checkpoint import load_checkpoint, load_model
+from onnxpipe.models.errors import OnnxpipeError
+from onnxpipe.pipeline.artifacts import resolve_artifact
+from onnxpipe.pipeline.config import load_config
 
 BOUNDED = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from models.fs import sha256_path
-from pipeline.rundir import RunDir
+from onnxpipe.models.fs import sha256_path
+from onnxpipe.pipeline.rundir import RunDir
 from tests.conftest import ROOT, onnxpipe
 
 
@@ -27,7 +27,7 @@ def test_interrupted_conversion_leaves_the_previous_artifacts_intact(cnn_copy, s
         [
             sys.executable,
             "-m",
-            "pipeline",
+            "onnxpipe.pipeline",
             "convert",
             str(cnn_copy / "model.onnx"),
             "--out",

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from models.errors import UsageError
-from models.user import UserModel
+from onnxpipe.models.errors import UsageError
+from onnxpipe.models.user import UserModel
 from tests.conftest import onnxpipe
 
 NET = textwrap.dedent(
@@ -163,3 +163,62 @@ def test_integer_inputs_need_a_value_range():
         UserModel("m.py:Net", input_shapes=((1, 8),), input_dtypes=("int64",))
     tokens = UserModel("m.py:Net", input_shapes=((1, 8),), input_dtypes=("int64",), value_range=(0, 50))
     assert [(t.name, t.shape, t.dtype) for t in tokens.inputs()] == [("input", ("batch", 8), "int64")]
+
+
+@pytest.fixture
+def project_with_models_package(tmp_path):
+    """A user project whose own package is called ``models`` (as most are), with weights."""
+    import torch
+
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / "__init__.py").write_text("")
+    (project / "models" / "layers.py").write_text(
+        "import torch\n\n\nclass Block(torch.nn.Module):\n"
+        "    def __init__(self, n):\n        super().__init__()\n        self.fc = torch.nn.Linear(n, n)\n\n"
+        "    def forward(self, x):\n        return torch.tanh(self.fc(x))\n"
+    )
+    net = "import torch\n\nfrom models.layers import Block\n\n\nclass Net(torch.nn.Module):\n" + (
+        "    def __init__(self):\n        super().__init__()\n        self.block = Block(6)\n"
+        "        self.head = torch.nn.Linear(6, 3)\n\n"
+        "    def forward(self, x):\n        return self.head(self.block(x))\n"
+    )
+    (project / "models" / "net.py").write_text(net)
+    (project / "train_script.py").write_text(net)  # a file given by path that imports `models.layers`
+    torch.manual_seed(0)
+    state = {
+        "block.fc.weight": torch.randn(6, 6), "block.fc.bias": torch.randn(6),
+        "head.weight": torch.randn(3, 6), "head.bias": torch.randn(3),
+    }  # fmt: skip
+    torch.save(state, project / "weights.pt")
+    return project
+
+
+def test_a_user_package_named_models_is_the_users(project_with_models_package, tmp_path):
+    project = project_with_models_package
+    # By module path, from the project's folder: onnxpipe's own packages live under onnxpipe.*.
+    proc = onnxpipe(
+        "convert", "weights.pt", "--model-class", "models.net:Net", "--input-shape", "1,6",
+        "--precision", "fp32", "--out", str(tmp_path / "by-module"), cwd=project,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = onnxpipe(
+        "validate",
+        str(tmp_path / "by-module"),
+        "--model-class",
+        "models.net:Net",
+        "--devices",
+        "cpu",
+        cwd=project,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "by-module" / "parity.json").read_text())
+    ran = [r for r in report["results"] if r["status"] != "unavailable"]
+    assert ran and all(r["status"] == "pass" for r in ran)
+    # By file path, from anywhere: the file's own folder is where `models.layers` comes from.
+    proc = onnxpipe(
+        "export", str(project / "weights.pt"), "--model-class", f"{project / 'train_script.py'}:Net",
+        "--input-shape", "1,6", "--out", str(tmp_path / "by-file" / "model.onnx"), cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "by-file" / "model.onnx").is_file()

@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from models.errors import UnknownNameError, UsageError
+from onnxpipe.models.errors import UnknownNameError, UsageError
+from onnxpipe.validation.bench import BenchOptions
+from onnxpipe.validation.macs import count_macs
+from onnxpipe.validation.runtimes.tflite_edge import EDGE_PYTHON
 from tests.conftest import onnxpipe
-from validation.bench import BenchOptions
-from validation.macs import count_macs
-from validation.runtimes.tflite_edge import EDGE_PYTHON
 
 
 def test_macs_of_the_cnn_match_a_hand_count(cnn_run):
@@ -48,15 +48,15 @@ def test_raw_inference_benchmark_makes_the_calls_validate_makes(cnn_run):
     """bench/raw_inference.py must stay faithful to validate, or the overhead ratio means nothing."""
     import importlib.util
 
+    from onnxpipe.validation.inputs import InputConfig, build_inputs
+    from onnxpipe.validation.parity import execute
+    from onnxpipe.validation.runtimes.onnxrt import OnnxRuntime
     from tests.conftest import ROOT
-    from validation.inputs import InputConfig, build_inputs
-    from validation.parity import execute
-    from validation.runtimes.onnxrt import OnnxRuntime
 
     spec = importlib.util.spec_from_file_location("raw_inference", ROOT / "bench" / "raw_inference.py")
     raw = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(raw)
-    from pipeline.rundir import RunDir
+    from onnxpipe.pipeline.rundir import RunDir
 
     art = next(a for a in RunDir(cnn_run).artifacts() if a.label == "model.onnx")
     inputs = build_inputs(art.spec, InputConfig())

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from pipeline.artifacts import resolve_artifact
-from pipeline.rundir import RunDir
+from onnxpipe.pipeline.artifacts import resolve_artifact
+from onnxpipe.pipeline.rundir import RunDir
+from onnxpipe.validation.edge import edge_readiness, tflite_ops
+from onnxpipe.validation.runtimes.tflite_edge import EDGE_PYTHON, TfliteRuntimeEdge
 from tests.conftest import requires_env
-from validation.edge import edge_readiness, tflite_ops
-from validation.runtimes.tflite_edge import EDGE_PYTHON, TfliteRuntimeEdge
 
 needs_edge = requires_env(EDGE_PYTHON, "setup-edge")
 
@@ -20,7 +20,7 @@ def test_ops_and_versions_are_read_from_the_flatbuffer(cnn_run):
 
 
 def test_missing_edge_environment_is_unavailable_with_the_fix(monkeypatch, tmp_path):
-    import validation.runtimes.tflite_edge as edge
+    import onnxpipe.validation.runtimes.tflite_edge as edge
 
     monkeypatch.setattr(edge, "EDGE_PYTHON", tmp_path / "none" / "bin" / "python")
     assert "make setup-edge" in TfliteRuntimeEdge.unavailable_reason()
@@ -64,7 +64,7 @@ def test_a_model_that_needs_flex_ops_is_flagged(cnn_run, tmp_path):
     path = tmp_path / "flex.tflite"
     path.write_bytes(converter.convert())
     spec = resolve_artifact(cnn_run / "checkpoint.pt").spec
-    from models.artifact import Artifact, Format
+    from onnxpipe.models.artifact import Artifact, Format
 
     (readiness,) = edge_readiness([Artifact(path, Format.TFLITE, spec)]).values()
     assert readiness["flex_ops"] == ["FlexMatrixInverse"]

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.rundir import RunDir
-from validation.runtimes.pytorch import PyTorchRuntime
+from onnxpipe.pipeline.rundir import RunDir
+from onnxpipe.validation.runtimes.pytorch import PyTorchRuntime
 
 CUDA = torch.cuda.is_available()
 

@@ -5,12 +5,13 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from converters.onnx_to_saved_model import TFConvertOptions, convert_onnx2tf
-from models.data import model_arrays
-from pipeline.artifacts import resolve_artifact
-from pipeline.rundir import RunDir
+from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, convert_onnx2tf
+from onnxpipe.models.data import model_arrays
+from onnxpipe.pipeline.artifacts import resolve_artifact
+from onnxpipe.pipeline.rundir import RunDir
+from onnxpipe.validation.locate import locate
+from onnxpipe.validation.runtimes import open_runtime
 from tests.conftest import onnxpipe
-from validation.locate import locate
 
 
 def _artifacts(run):
@@ -29,7 +30,9 @@ def buggy_tflite(cnn_run, tmp_path_factory):
     init.CopyFrom(numpy_helper.from_array(w, init.name))
     onnx.save(model, str(work / "bad.onnx"))
     bad = _artifacts(cnn_run)["model.onnx"].with_path(work / "bad.onnx")
-    (tflite,) = convert_onnx2tf(bad, work, TFConvertOptions(saved_model=False, precisions=("fp32",)))
+    (tflite,) = convert_onnx2tf(
+        bad, work, TFConvertOptions(saved_model=False, precisions=("fp32",)), run_with=open_runtime
+    )
     return tflite.path, conv.name
 
 

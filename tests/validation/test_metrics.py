@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from models.spec import Tolerance
-from validation.metrics import compare, worst
+from onnxpipe.models.spec import Tolerance
+from onnxpipe.validation.metrics import compare, worst
 
 
 def test_identical_outputs():

@@ -7,15 +7,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from models.artifact import Artifact, Format, TensorBinding
-from models.errors import UnknownNameError, UsageError
-from pipeline.artifacts import resolve_artifact
-from pipeline.rundir import RunDir
-from pipeline.stages import run_dir_artifacts
-from validation.inputs import InputConfig, build_inputs
-from validation.parity import ParityReport, ParityResult, ValidateOptions, validate
-from validation.report import render_markdown
-from validation.runtimes.tflite_edge import EDGE_PYTHON
+from onnxpipe.models.artifact import Artifact, Format, TensorBinding
+from onnxpipe.models.errors import UnknownNameError, UsageError
+from onnxpipe.pipeline.artifacts import resolve_artifact
+from onnxpipe.pipeline.rundir import RunDir
+from onnxpipe.pipeline.stages import run_dir_artifacts
+from onnxpipe.validation.inputs import InputConfig, build_inputs
+from onnxpipe.validation.parity import ParityReport, ParityResult, ValidateOptions, validate
+from onnxpipe.validation.report import render_markdown
+from onnxpipe.validation.runtimes.tflite_edge import EDGE_PYTHON
 
 SMALL = ValidateOptions(inputs=InputConfig(samples=64, random=16, batch=16), devices=("cpu",))
 
@@ -52,7 +52,7 @@ def test_run_directory_report_covers_every_runtime_and_device(cnn_run):
 
 
 def test_inputs_are_samples_random_and_edge_cases():
-    from models.registry import get_architecture
+    from onnxpipe.models.registry import get_architecture
 
     spec = get_architecture("cnn").spec
     a, b = build_inputs(spec, SMALL.inputs), build_inputs(spec, SMALL.inputs)
@@ -175,7 +175,7 @@ def test_options_are_checked():
 
 def test_candidate_with_other_inputs_is_refused(cnn_run):
     reference, _ = run_dir_artifacts(RunDir(cnn_run))
-    from models.registry import get_architecture
+    from onnxpipe.models.registry import get_architecture
 
     other = Artifact(cnn_run / "model.onnx", Format.ONNX, get_architecture("mlp").spec)
     other = dataclasses.replace(
@@ -187,7 +187,7 @@ def test_candidate_with_other_inputs_is_refused(cnn_run):
 
 
 def test_reference_that_no_runtime_can_run_is_a_usage_error(tmp_path):
-    from models.errors import InputFileError
+    from onnxpipe.models.errors import InputFileError
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from validation.quant import dequantize, is_quantized, quantize
+from onnxpipe.validation.quant import dequantize, is_quantized, quantize
 
 
 def test_round_trip_is_within_half_a_step_inside_the_range():

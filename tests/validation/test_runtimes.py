@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from models.artifact import Format
-from models.errors import EnvironmentProblem, UnknownNameError, UsageError, ValidationInputError
-from pipeline.rundir import RunDir
-from validation.runtimes import get_runtime
-from validation.runtimes.base import Runtime
-from validation.runtimes.onnxrt import OnnxRuntime
+from onnxpipe.models.artifact import Format
+from onnxpipe.models.errors import EnvironmentProblem, UnknownNameError, UsageError, ValidationInputError
+from onnxpipe.pipeline.rundir import RunDir
+from onnxpipe.validation.runtimes import get_runtime
+from onnxpipe.validation.runtimes.base import Runtime
+from onnxpipe.validation.runtimes.onnxrt import OnnxRuntime
 
 
 def _artifact(run, name):
@@ -48,8 +48,8 @@ def test_cuda_provider_listed_but_not_attached_is_never_reported_as_cuda(cnn_run
     # onnxruntime-gpu on a machine without a GPU lists CUDA as available and silently runs on CPU.
     import onnxruntime as ort
 
-    from validation.inputs import InputConfig
-    from validation.parity import ValidateOptions, validate
+    from onnxpipe.validation.inputs import InputConfig
+    from onnxpipe.validation.parity import ValidateOptions, validate
 
     monkeypatch.setattr(
         ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]

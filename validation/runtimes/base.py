@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from models.artifact import Artifact, Format
-from models.errors import EnvironmentProblem, UsageError, ValidationInputError
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import EnvironmentProblem, UsageError, ValidationInputError
 
 __all__ = ["ArtifactNotLoadable", "Runtime"]
 

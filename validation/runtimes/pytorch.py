@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Format
-from validation.runtimes.base import Runtime
+from onnxpipe.models.artifact import Format
+from onnxpipe.validation.runtimes.base import Runtime
 
 
 class PyTorchRuntime(Runtime):
@@ -25,7 +25,7 @@ class PyTorchRuntime(Runtime):
         return None if torch.cuda.is_available() else "no CUDA device (torch.cuda.is_available() is False)"
 
     def _load(self) -> None:
-        from models.checkpoint import load_model
+        from onnxpipe.models.checkpoint import load_model
 
         if self.threads:
             import torch

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Format
-from validation.runtimes.base import Runtime
+from onnxpipe.models.artifact import Format
+from onnxpipe.validation.runtimes.base import Runtime
 
 
 class TensorFlowRuntime(Runtime):

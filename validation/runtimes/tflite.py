@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from models.artifact import Format
-from validation.quant import dequantize, quantize
-from validation.runtimes.base import Runtime
+from onnxpipe.models.artifact import Format
+from onnxpipe.validation.quant import dequantize, quantize
+from onnxpipe.validation.runtimes.base import Runtime
 
 
 class LiteRtRuntime(Runtime):

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from models.artifact import Format
-from validation.quant import dequantize, quantize
-from validation.runtimes.base import ArtifactNotLoadable, Runtime
+from onnxpipe.models.artifact import Format
+from onnxpipe.validation.quant import dequantize, quantize
+from onnxpipe.validation.runtimes.base import ArtifactNotLoadable, Runtime
 
 __all__ = ["EDGE_PYTHON", "TfliteRuntimeEdge"]
 

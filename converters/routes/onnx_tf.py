@@ -1,9 +1,9 @@
-"""ONNX -> TensorFlow SavedModel (and TFLite files) with the onnx-tf backend, in the legacy environment.
+"""The onnx-tf route: ONNX -> TensorFlow SavedModel (and TFLite files) in the legacy environment.
 
 onnx-tf 1.10 is frozen: it needs TensorFlow 2.15 and onnx 1.16, so it lives in ``.venv-legacy``
-(``make setup-legacy``) and runs as a subprocess worker (:mod:`converters.onnx_tf_worker`), one
+(``make setup-legacy``) and runs as a subprocess worker (``converters/onnx_tf_worker.py``), one
 model per process. Before the worker sees the graph, input/output names it cannot handle are
-renamed (:mod:`converters.onnx_tf_compat`); each artifact binds the user's names to the renamed
+renamed (:mod:`onnxpipe.converters.onnx_tf_compat`); each artifact binds the user's names to the renamed
 ones, so reports keep the user's names. onnx-tf keeps the ONNX layout (NCHW stays NCHW). The
 TFLite files come from TensorFlow 2.15's converter on onnx-tf's SavedModel; a precision the
 converter cannot lower (onnx-tf's LSTM becomes TensorList ops TFLite rejects) fails the
@@ -18,17 +18,27 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from converters.layout import bind_tensors
-from converters.onnx_tf_compat import sanitize_io_names
-from converters.onnx_to_saved_model import TFConvertOptions, call_worker, tflite_name, write_calibration
-from models.artifact import Artifact, Format, TensorBinding
-from models.errors import ConversionError, EnvironmentProblem, UsageError
-from models.fs import atomic_path
+from onnxpipe.converters.layout import bind_tensors
+from onnxpipe.converters.onnx_tf_compat import sanitize_io_names
+from onnxpipe.converters.onnx_to_saved_model import (
+    TFConvertOptions,
+    call_worker,
+    tflite_name,
+    write_calibration,
+)
+from onnxpipe.converters.route import ROUTES, Route
+from onnxpipe.converters.torch_to_onnx import ExportOptions
+from onnxpipe.models.artifact import Artifact, Format, TensorBinding
+from onnxpipe.models.errors import ConversionError, EnvironmentProblem, UsageError
+from onnxpipe.models.execution import RuntimeOpener
+from onnxpipe.models.fs import atomic_path
 
 __all__ = [
     "LEGACY_OPSET",
     "LEGACY_PYTHON",
+    "NAME",
     "WORKER",
+    "OnnxTfRoute",
     "convert_onnx_tf",
     "legacy_unavailable_reason",
     "legacy_versions",
@@ -36,15 +46,18 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The route's name: ``--backend onnx-tf``, and the backend recorded on its artifacts.
+NAME = "onnx-tf"
+
 #: The legacy environment's interpreter: ``.venv-legacy`` at the project root, or ``ONNXPIPE_LEGACY_PYTHON``.
 LEGACY_PYTHON = Path(
     os.environ.get("ONNXPIPE_LEGACY_PYTHON")
-    or Path(__file__).resolve().parents[1] / ".venv-legacy" / "bin" / "python"
+    or Path(__file__).resolve().parents[2] / ".venv-legacy" / "bin" / "python"
 )
 #: The opset checkpoints are exported at for onnx-tf (with the TorchScript exporter): onnx-tf 1.10
 #: has no handlers for Unsqueeze/Squeeze-13 or Reshape-19.
 LEGACY_OPSET = 12
-WORKER = Path(__file__).with_name("onnx_tf_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "onnx_tf_worker.py"
 
 
 def legacy_unavailable_reason() -> str | None:
@@ -69,7 +82,7 @@ def legacy_versions() -> dict[str, str | None] | None:
         "def v(n):\n"
         "    try: return m.version(n)\n"
         "    except m.PackageNotFoundError: return None\n"
-        "print(json.dumps({n: v(n) for n in ('onnx-tf', 'tensorflow', 'onnx', 'numpy', 'protobuf')}))"
+        f"print(json.dumps({{n: v(n) for n in ({NAME!r}, 'tensorflow', 'onnx', 'numpy', 'protobuf')}}))"
     )
     proc = subprocess.run(
         [str(LEGACY_PYTHON), "-c", code], capture_output=True, text=True, timeout=60, check=False
@@ -143,7 +156,7 @@ def convert_onnx_tf(
         log.info("onnx-tf: converting %s", onnx.path)
         try:
             result = call_worker(
-                request, work, options.timeout_s, onnx.path, "onnx-tf", python=LEGACY_PYTHON, worker=WORKER
+                request, work, options.timeout_s, onnx.path, NAME, python=LEGACY_PYTHON, worker=WORKER
             )
         except ConversionError as e:
             if "has no handler for" in str(e):
@@ -171,16 +184,44 @@ def convert_onnx_tf(
             with atomic_path(sm_dest) as dest_tmp:
                 (work / "saved_model").rename(dest_tmp)
             artifacts.append(
-                Artifact(
-                    sm_dest, Format.TF_SAVED_MODEL, spec, "fp32", sm_in, sm_out, onnx.label, "onnx-tf", extra
-                )
+                Artifact(sm_dest, Format.TF_SAVED_MODEL, spec, "fp32", sm_in, sm_out, onnx.label, NAME, extra)
             )
         for precision, src, ins, outs in bound:
             dest = out_dir / tflite_name(precision)
             with atomic_path(dest) as dest_tmp:
                 shutil.move(src, dest_tmp)
             parent = sm_dest.name if options.saved_model else onnx.label
-            artifacts.append(
-                Artifact(dest, Format.TFLITE, spec, precision, ins, outs, parent, "onnx-tf", extra)
-            )
+            artifacts.append(Artifact(dest, Format.TFLITE, spec, precision, ins, outs, parent, NAME, extra))
     return artifacts
+
+
+@ROUTES.register()
+class OnnxTfRoute(Route):
+    """onnx-tf 1.10 in ``.venv-legacy``, from a TorchScript export at opset 12."""
+
+    name = NAME
+    summary = "onnx-tf 1.10 on TensorFlow 2.15 (worker in .venv-legacy); TF 2.15's converter for TFLite"
+    needs = "the legacy environment, .venv-legacy (make setup-legacy)"
+    layout = "as the ONNX file (NCHW stays NCHW)"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:  # noqa: D102
+        return legacy_unavailable_reason()
+
+    @classmethod
+    def versions(cls) -> dict[str, str | None] | None:  # noqa: D102
+        return legacy_versions()
+
+    @classmethod
+    def export_options(cls, requested: ExportOptions) -> ExportOptions:
+        """The TorchScript exporter at opset 12 (or the ``--opset`` asked for): onnx-tf predates newer ops."""
+        return ExportOptions(opset=requested.opset or LEGACY_OPSET, exporter="torchscript")
+
+    @classmethod
+    def onnx_name(cls, options: ExportOptions) -> str:  # noqa: D102
+        return f"model_opset{options.opset}.onnx"
+
+    def convert(  # noqa: D102
+        self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with: RuntimeOpener
+    ) -> list[Artifact]:
+        return convert_onnx_tf(onnx, out_dir, options)
