@@ -35,6 +35,8 @@ class Route(abc.ABC):
         precisions: TFLite precisions it writes.
         needs: What has to be installed for it, in words, with the make target that installs it.
         layout: What it does to tensor layouts, in words.
+        preference: Its place in the list (lower first): ``--backend auto`` prefers the earlier
+            route when two are equally fast, and bench compares every route with the first.
     """
 
     name: ClassVar[str]
@@ -43,6 +45,7 @@ class Route(abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
     needs: ClassVar[str] = "the main environment (make setup)"
     layout: ClassVar[str] = "as the ONNX file"
+    preference: ClassVar[int] = 100
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -96,7 +99,9 @@ class Route(abc.ABC):
 
 
 #: Every route, found by importing each module of ``onnxpipe.converters.routes``.
-ROUTES: Registry[type[Route]] = Registry("backend", discover="onnxpipe.converters.routes")
+ROUTES: Registry[type[Route]] = Registry(
+    "backend", discover="onnxpipe.converters.routes", order=lambda route: route.preference
+)
 
 
 def get_route(name: str) -> type[Route]:

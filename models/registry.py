@@ -30,10 +30,19 @@ class Registry(Generic[T]):
         kind: What the plug-ins are, for error messages (``model``, ``runtime``, ``backend``).
         lazy: Name -> ``"module:attribute"``, imported on first :meth:`get`.
         discover: A package whose every module is imported on first use; each registers itself.
+        order: A sort key on plug-ins for :meth:`names` (default: registration order), so that
+            the order never depends on which module happened to be imported first.
     """
 
-    def __init__(self, kind: str, lazy: Mapping[str, str] | None = None, discover: str | None = None):
+    def __init__(
+        self,
+        kind: str,
+        lazy: Mapping[str, str] | None = None,
+        discover: str | None = None,
+        order: Callable[[T], Any] | None = None,
+    ):
         self.kind = kind
+        self._order = order
         self._lazy: dict[str, str] = dict(lazy or {})
         self._loaded: dict[str, T] = {}
         self._discover = discover
@@ -73,9 +82,12 @@ class Registry(Generic[T]):
         self._lazy.pop(name, None)
 
     def names(self) -> list[str]:
-        """Every registered name, in registration order (lazy ones first)."""
+        """Every registered name: lazy ones first, then by ``order`` or in registration order."""
         self._discovered()
-        return [*self._lazy, *(n for n in self._loaded if n not in self._lazy)]
+        loaded = [n for n in self._loaded if n not in self._lazy]
+        if self._order is not None:
+            loaded.sort(key=lambda n: self._order(self._loaded[n]))
+        return [*self._lazy, *loaded]
 
     def get(self, name: str) -> T:
         """The plug-in registered as ``name``.

@@ -23,6 +23,7 @@ class Onnx2tfRoute(Route):
     name = "onnx2tf"
     summary = "onnx2tf 1.28 (one Keras graph); TensorFlow's converter for the quantized precisions"
     layout = "channels last: NCHW inputs become NHWC (recorded per tensor)"
+    preference = 10
 
     def convert(  # noqa: D102
         self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with: RuntimeOpener

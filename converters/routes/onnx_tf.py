@@ -203,6 +203,7 @@ class OnnxTfRoute(Route):
     summary = "onnx-tf 1.10 on TensorFlow 2.15 (worker in .venv-legacy); TF 2.15's converter for TFLite"
     needs = "the legacy environment, .venv-legacy (make setup-legacy)"
     layout = "as the ONNX file (NCHW stays NCHW)"
+    preference = 20
 
     @classmethod
     def unavailable_reason(cls) -> str | None:  # noqa: D102

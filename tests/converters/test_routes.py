@@ -146,6 +146,19 @@ def test_no_route_name_is_spelled_outside_its_own_module():
     assert not spelled, "\n".join(spelled)
 
 
+def test_route_order_does_not_depend_on_import_order():
+    import subprocess
+    import sys
+
+    code = (
+        "import onnxpipe.converters.routes.onnx_tf\n"
+        "from onnxpipe.converters.route import ROUTES\n"
+        "print(','.join(ROUTES.names()))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "onnx2tf,onnx-tf"
+
+
 def test_the_readme_table_of_routes_is_the_registry():
     table = render_routes_markdown(route_table(available=False))
     assert table in (ROOT / "README.md").read_text(), "README's table of routes is stale:\n" + table
