@@ -22,7 +22,15 @@ from onnxpipe.models.errors import UsageError
 from onnxpipe.models.execution import RuntimeOpener
 from onnxpipe.models.registry import Registry
 
-__all__ = ["ROUTES", "Route", "RouteInfo", "get_route", "render_routes_markdown", "route_table"]
+__all__ = [
+    "ROUTES",
+    "Route",
+    "RouteInfo",
+    "check_route",
+    "get_route",
+    "render_routes_markdown",
+    "route_table",
+]
 
 
 class Route(abc.ABC):

@@ -70,7 +70,7 @@ class Registry(Generic[T]):
         Raises:
             UsageError: ``name`` is taken (and ``replace`` is not set).
         """
-        self._discovered()  # the package's own plug-ins come first, and a clash is seen now
+        self._discovered()  # a clash with one of the package's own plug-ins is seen now
         if not replace and (name in self._loaded or name in self._lazy):
             raise UsageError(f"{self.kind} {name!r} is registered twice")
         self._lazy.pop(name, None)

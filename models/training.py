@@ -109,7 +109,9 @@ def train(
     """
     cfg = config.resolved()
     if cfg.nproc > 1:
-        raise UsageError(f"train() runs one process; nproc={cfg.nproc} goes to models.distributed.launch()")
+        raise UsageError(
+            f"train() runs one process; nproc={cfg.nproc} goes to onnxpipe.models.distributed.launch()"
+        )
     return train_process(cfg, on_batch=on_batch, on_epoch=on_epoch)
 
 

@@ -143,7 +143,9 @@ def compare_backends(
     for backend in backends:
         on_progress(f"backend {backend}")
         sub = RunDir(run.path / "backends" / backend)
-        refusal = ROUTES.get(backend).refusal(options)
+        route = ROUTES.get(backend)
+        reason = route.unavailable_reason()  # before anything is exported for it
+        refusal = route.refusal(options) or (reason and f"the {backend} route is unavailable: {reason}")
         if refusal:
             on_progress(f"backend {backend}: not made: {refusal}")
             rows += [BackendRow(name, backend, "not made", message=refusal) for name in _wanted(options)]

@@ -124,8 +124,9 @@ def train_stage(
     from onnxpipe.models.training import train
 
     run.prepare()
+    cfg = config.resolved()
     if run.checkpoint.is_file() and _up_to_date(
-        run, "train", [], dataclasses.asdict(config.resolved()), force, on_progress
+        run, "train", [], dataclasses.asdict(cfg), force, on_progress
     ):
         return load_checkpoint(run.checkpoint)
     t0 = time.perf_counter()
@@ -133,10 +134,10 @@ def train_stage(
     if writer is not None:
         on_batch, on_epoch = _logged(writer, on_batch, on_epoch)
     try:
-        if config.resolved().nproc > 1:
-            ckpt = launch(config.resolved(), on_epoch=on_epoch)
+        if cfg.nproc > 1:
+            ckpt = launch(cfg, on_epoch=on_epoch)
         else:
-            ckpt = train(config, on_batch=on_batch, on_epoch=on_epoch)
+            ckpt = train(cfg, on_batch=on_batch, on_epoch=on_epoch)
     finally:
         if writer is not None:
             writer.close()
