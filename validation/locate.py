@@ -1,7 +1,10 @@
 """Layer-wise search: the first intermediate tensor whose error jumps.
 
-ONNX Runtime runs the ONNX model with every node output exposed; the TFLite interpreter runs the
-candidate with every intermediate tensor preserved (and no delegate, so each op's output exists).
+Both sides run through the runtime layer (:func:`~onnxpipe.validation.runtimes.open_runtime` and
+:meth:`Runtime.intermediates`): ONNX Runtime, or the ONNX reference evaluator where ONNX Runtime
+cannot load the file, runs the ONNX model with every node output exposed; the LiteRT interpreter
+runs the candidate with every intermediate tensor preserved (and no delegate, so each op's output
+exists).
 Each ONNX node output is matched to the TFLite activation of the same shape (or its channels-last
 form) that is closest to it, int8/int16 tensors dequantized with their scale and zero point.
 Converters fuse ops (Conv+ReLU becomes one CONV_2D), so an ONNX tensor with no counterpart shows a
@@ -12,7 +15,6 @@ the first node whose output error exceeds the threshold and stays large in its c
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import UsageError
-from onnxpipe.validation.quant import dequantize, quantize
+from onnxpipe.validation.runtimes import open_runtime
 
 __all__ = ["LayerError", "LocateReport", "locate"]
 
@@ -85,56 +87,6 @@ class LocateReport:
         }
 
 
-def _onnx_intermediates(path: Any, feeds: dict[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
-    known = {v.name for v in model.graph.output}
-    types = {v.name: v for v in model.graph.value_info}
-    for node in model.graph.node:
-        for out in node.output:
-            if out and out not in known:
-                model.graph.output.append(types.get(out) or onnx.helper.make_empty_tensor_value_info(out))
-                known.add(out)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    values = session.run(names, feeds)
-    return onnx.load(str(path), load_external_data=False), dict(zip(names, values, strict=True))
-
-
-def _tflite_intermediates(artifact: Artifact, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        it = Interpreter(
-            model_path=str(artifact.path),
-            experimental_preserve_all_tensors=True,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        )
-    inputs = {d["name"]: d for d in it.get_input_details()}
-    for binding in artifact.inputs:
-        value = binding.to_artifact(feeds[binding.name])
-        it.resize_tensor_input(inputs[binding.artifact_name]["index"], list(value.shape))
-    it.allocate_tensors()
-    for binding in artifact.inputs:
-        d = inputs[binding.artifact_name]
-        value = np.ascontiguousarray(binding.to_artifact(feeds[binding.name]))
-        it.set_tensor(d["index"], quantize(value, d["dtype"], d["quantization"]))
-    it.invoke()
-    details = {d["index"]: d for d in it.get_tensor_details()}
-    produced = {int(i) for op in it._get_ops_details() for i in op["outputs"]}
-    out = {}
-    for index in produced:
-        d = details[index]
-        try:
-            out[d["name"]] = dequantize(it.get_tensor(index), d["quantization"]).astype(np.float32)
-        except ValueError:  # a tensor the interpreter freed or never allocated
-            continue
-    return out
-
-
 def _relative(r: np.ndarray, c: np.ndarray) -> float:
     r64, c64 = r.astype(np.float64).ravel(), c.astype(np.float64).ravel()
     return float(np.linalg.norm(c64 - r64) / (np.linalg.norm(r64) + 1e-12))
@@ -161,7 +113,7 @@ def locate(
     """Find where ``candidate`` (a .tflite file) starts to differ from ``onnx_artifact``.
 
     Args:
-        onnx_artifact: The ONNX model the candidate descends from (ONNX Runtime runs it).
+        onnx_artifact: The ONNX model the candidate descends from.
         candidate: A TFLite artifact.
         feeds: Inputs in the reference names and layout (a few samples are enough).
         threshold: Relative error (``||c - r|| / ||r||``) that counts as a jump. For an int8
@@ -173,8 +125,13 @@ def locate(
         raise UsageError(
             f"{candidate.path}: --locate compares against a .tflite file, got {candidate.format}"
         )
-    graph, ref = _onnx_intermediates(onnx_artifact.path, feeds)
-    cand = _tflite_intermediates(candidate, feeds)
+    import onnx
+
+    with open_runtime(onnx_artifact) as rt:
+        ref = rt.intermediates(feeds)
+    with open_runtime(candidate) as rt:
+        cand = rt.intermediates(feeds)
+    graph = onnx.load(str(onnx_artifact.path), load_external_data=False)
     report = LocateReport(onnx_artifact.label, candidate.label, threshold)
     error: dict[str, float] = {name: 0.0 for name in feeds}
     consumers: dict[str, list[str]] = {}

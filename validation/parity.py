@@ -227,9 +227,8 @@ def execute(runtime: Any, inputs: ValidationInputs, config: InputConfig) -> Exec
 
     def call(feeds: dict) -> dict:
         nonlocal spent, rows
-        t0 = time.perf_counter()
         out = runtime.run(feeds)
-        spent += time.perf_counter() - t0
+        spent += runtime.inference_s  # the framework's own call, as the runtime timed it
         rows += next(iter(feeds.values())).shape[0]
         return out
 

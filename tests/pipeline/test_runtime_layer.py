@@ -84,3 +84,48 @@ def test_an_artifact_no_runtime_can_load_is_an_environment_problem_naming_each_r
         open_runtime(Artifact(garbage, Format.ONNX, spec)),
     ):
         pass
+
+
+def test_locate_searches_a_model_onnx_runtime_cannot_load(opset1_average_pool, tmp_path):
+    """``--locate`` runs both sides through the runtime layer: the reference evaluator gives the ONNX
+    side's tensors where ONNX Runtime has no kernel."""
+    import numpy as np
+
+    from onnxpipe.validation.locate import locate
+
+    out = tmp_path / "out"
+    proc = onnxpipe("convert", str(opset1_average_pool), "--precision", "fp32", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    onnx_art = resolve_artifact(opset1_average_pool)
+    tflite = resolve_artifact(out / "model_fp32.tflite")
+    x = np.random.default_rng(0).random((2, 8, 8, 8), dtype=np.float32)
+    report = locate(onnx_art, tflite, {"x": x})
+    (layer,) = report.layers
+    assert layer.op_type == "AveragePool" and layer.matched is not None
+    assert layer.output_error is not None and layer.output_error < 1e-6
+    assert report.located is None
+
+
+def test_a_runtime_times_its_own_call_not_the_work_around_it(tmp_path):
+    """``inference_s`` is set by every run, to the framework's call inside the whole ``run``."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8, 8, 8])
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    path = tmp_path / "relu.onnx"
+    onnx.save(model, str(path))
+    art = resolve_artifact(path)
+    import time
+
+    with open_runtime(art) as runtime:
+        assert runtime.inference_s is None
+        t0 = time.perf_counter()
+        runtime.run({"x": np.ones((1, 8, 8, 8), np.float32)})
+        whole = time.perf_counter() - t0
+        assert 0 < runtime.inference_s <= whole

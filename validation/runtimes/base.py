@@ -4,14 +4,20 @@ Like Polygraphy's runners, the public :meth:`Runtime.run` checks inputs against 
 (names, dtypes, shapes), converts them to the artifact's own names and layout, calls the
 subclass's :meth:`Runtime._run`, and maps outputs back to the reference names and layout.
 Subclasses stay short and cannot forget the checks.
+
+Also like Polygraphy's runners, a runtime times only the framework's own call (``session.run``,
+``interpreter.invoke``, the module's forward): :attr:`Runtime.inference_s` is that time for the
+last :meth:`Runtime.run`, without the input checks, transposes, (de)quantization and copies around
+it, so benchmarks measure the runtime and not onnxpipe.
 """
 
 from __future__ import annotations
 
 import abc
 import importlib.util
-from collections.abc import Mapping
-from typing import Any, ClassVar
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -19,6 +25,8 @@ from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import EnvironmentProblem, UsageError, ValidationInputError
 
 __all__ = ["ArtifactNotLoadable", "Runtime"]
+
+T = TypeVar("T")
 
 
 class ArtifactNotLoadable(EnvironmentProblem):
@@ -33,12 +41,15 @@ class Runtime(abc.ABC):
         formats: Artifact formats it can run.
         packages: Python modules it needs (checked by :meth:`unavailable_reason`).
         devices: Devices it can run on.
+        intermediates_supported: Whether :meth:`intermediates` can expose every tensor (``--locate``).
+        inference_s: Seconds the framework's own call took in the last :meth:`run`.
     """
 
     name: ClassVar[str]
     formats: ClassVar[frozenset[Format]]
     packages: ClassVar[tuple[str, ...]] = ()
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    intermediates_supported: ClassVar[bool] = False
 
     def __init__(self, artifact: Artifact, device: str = "cpu", threads: int | None = None):
         if artifact.format not in self.formats:
@@ -50,6 +61,7 @@ class Runtime(abc.ABC):
         self.device = device
         self.threads = threads  # None: the runtime's own default
         self._loaded = False
+        self.inference_s: float | None = None
 
     @classmethod
     def unavailable_reason(cls, device: str = "cpu") -> str | None:
@@ -124,12 +136,8 @@ class Runtime(abc.ABC):
                     return int(state.split()[1])
         return None
 
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the artifact on ``inputs`` given in the reference names and layout.
-
-        Raises:
-            ValidationInputError: An input is missing, unexpected, or has the wrong dtype or shape.
-        """
+    def _feeds(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Check ``inputs`` (reference names and layout) and give them in the artifact's names and layout."""
         if not self._loaded:
             raise RuntimeError(f"{type(self).__name__} used outside its context manager")
         spec = self.artifact.spec
@@ -150,13 +158,50 @@ class Runtime(abc.ABC):
                     f"input {t.name!r}: got shape {list(value.shape)}, expected {list(t.shape)}"
                 )
             feeds[b.artifact_name] = np.ascontiguousarray(b.to_artifact(value))
+        return feeds
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the artifact on ``inputs`` given in the reference names and layout.
+
+        Afterwards :attr:`inference_s` holds the time of the framework's own call.
+
+        Raises:
+            ValidationInputError: An input is missing, unexpected, or has the wrong dtype or shape.
+        """
+        feeds = self._feeds(inputs)
+        self.inference_s = None
+        t0 = time.perf_counter()
         raw = self._run(feeds)
+        if self.inference_s is None:  # a subclass that does not time its call: the whole of _run
+            self.inference_s = time.perf_counter() - t0
         missing = [b.artifact_name for b in self.artifact.outputs if b.artifact_name not in raw]
         if missing:
             raise ValidationInputError(
                 f"{self.artifact.label}: outputs {missing} not produced; it gave {sorted(raw)}"
             )
         return {b.name: np.asarray(b.to_reference(raw[b.artifact_name])) for b in self.artifact.outputs}
+
+    def intermediates(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every tensor the artifact computes on ``inputs``, by its own names, in its own layout.
+
+        Integer tensors come dequantized; ``--locate`` compares them layer by layer.
+
+        Raises:
+            UsageError: This runtime cannot expose intermediate tensors.
+        """
+        if not self.intermediates_supported:
+            raise UsageError(f"runtime {self.name!r} cannot expose intermediate tensors")
+        return self._intermediates(self._feeds(inputs))
+
+    def _timed(self, call: Callable[[], T]) -> T:
+        """Run the framework's own call and record its time as :attr:`inference_s`."""
+        t0 = time.perf_counter()
+        out = call()
+        self.inference_s = time.perf_counter() - t0
+        return out
+
+    def _intermediates(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
 
     @abc.abstractmethod
     def _load(self) -> None:

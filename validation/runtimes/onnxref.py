@@ -16,6 +16,7 @@ class OnnxReferenceRuntime(Runtime):
     name = "onnx-reference"
     formats = frozenset({Format.ONNX})
     packages = ("onnx",)
+    intermediates_supported = True
 
     def _load(self) -> None:
         import onnx
@@ -33,5 +34,25 @@ class OnnxReferenceRuntime(Runtime):
         return self._declared
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
-        outs = self._evaluator.run(self._output_names, feeds)
+        outs = self._timed(lambda: self._evaluator.run(self._output_names, feeds))
         return dict(zip(self._output_names, outs, strict=True))
+
+    def _intermediates(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        model = every_tensor_as_output(self.artifact.path)
+        names = [o.name for o in model.graph.output]
+        return dict(zip(names, self._evaluator.run(names, feeds), strict=True))
+
+
+def every_tensor_as_output(path: Any) -> Any:
+    """The ONNX model at ``path`` with every node output also a graph output (shapes inferred)."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    known = {v.name for v in model.graph.output}
+    types = {v.name: v for v in model.graph.value_info}
+    for node in model.graph.node:
+        for out in node.output:
+            if out and out not in known:
+                model.graph.output.append(types.get(out) or onnx.helper.make_empty_tensor_value_info(out))
+                known.add(out)
+    return model

@@ -28,6 +28,7 @@ class OnnxRuntime(Runtime):
     formats = frozenset({Format.ONNX})
     packages = ("onnxruntime",)
     devices = ("cpu", "cuda")
+    intermediates_supported = True
 
     @classmethod
     def unavailable_reason(cls, device: str = "cpu") -> str | None:  # noqa: D102
@@ -67,5 +68,18 @@ class OnnxRuntime(Runtime):
         }
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
-        outs = self._session.run(self._output_names, feeds)
+        outs = self._timed(lambda: self._session.run(self._output_names, feeds))
         return dict(zip(self._output_names, outs, strict=True))
+
+    def _intermediates(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import onnxruntime as ort
+
+        from onnxpipe.validation.runtimes.onnxref import every_tensor_as_output
+
+        model = every_tensor_as_output(self.artifact.path)
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=_PROVIDERS[self.device])
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, feeds), strict=True))

@@ -33,11 +33,19 @@ class PyTorchRuntime(Runtime):
             torch.set_num_threads(self.threads)
         self._model = load_model(self.artifact.path).to(self.device)
 
+    def _forward(self, args: list) -> Any:
+        import torch
+
+        out = self._model(*args)
+        if self.device == "cuda":  # CUDA kernels run asynchronously: the call ends when they do
+            torch.cuda.synchronize()
+        return out
+
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         import torch
 
         with torch.no_grad():
             args = [torch.from_numpy(feeds[b.artifact_name]).to(self.device) for b in self.artifact.inputs]
-            out = self._model(*args)
+            out = self._timed(lambda: self._forward(args))
         outs = out if isinstance(out, (tuple, list)) else (out,)
         return {b.artifact_name: o.cpu().numpy() for b, o in zip(self.artifact.outputs, outs, strict=True)}

@@ -46,5 +46,6 @@ class TensorFlowRuntime(Runtime):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         with self._tf.device(self._tf_device):
-            out = self._fn(**{k: self._tf.constant(v) for k, v in feeds.items()})
+            tensors = {k: self._tf.constant(v) for k, v in feeds.items()}
+            out = self._timed(lambda: self._fn(**tensors))
         return {k: v.numpy() for k, v in out.items()}

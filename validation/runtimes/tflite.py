@@ -7,6 +7,7 @@ straightforward builtin kernels, a second opinion when XNNPACK is suspected.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ class LiteRtRuntime(Runtime):
     formats = frozenset({Format.TFLITE})
     packages = ("ai_edge_litert",)
     resolver: ClassVar[str] = "AUTO"
+    intermediates_supported = True
 
     def _interpreter(self, **kwargs: Any) -> Any:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -53,11 +55,42 @@ class LiteRtRuntime(Runtime):
         for k, v in feeds.items():
             d = self._inputs[k]
             it.set_tensor(d["index"], quantize(v, d["dtype"], d["quantization"]))
-        it.invoke()
+        self._timed(it.invoke)
         return {
             k: dequantize(it.get_tensor(d["index"]), d["quantization"]).copy()
             for k, d in self._outputs.items()
         }
+
+    def _intermediates(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every tensor an op produced, from a second interpreter that keeps them all.
+
+        It runs no delegate: a delegated subgraph has no per-op tensors.
+        """
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            it = Interpreter(
+                model_path=str(self.artifact.path),
+                experimental_preserve_all_tensors=True,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+        for k, v in feeds.items():
+            it.resize_tensor_input(self._inputs[k]["index"], list(v.shape), strict=True)
+        it.allocate_tensors()
+        for k, v in feeds.items():
+            d = self._inputs[k]
+            it.set_tensor(d["index"], quantize(v, d["dtype"], d["quantization"]))
+        it.invoke()
+        details = {d["index"]: d for d in it.get_tensor_details()}
+        out = {}
+        for index in {int(i) for op in it._get_ops_details() for i in op["outputs"]}:
+            d = details[index]
+            try:
+                out[d["name"]] = dequantize(it.get_tensor(index), d["quantization"]).astype(np.float32)
+            except ValueError:  # a tensor the interpreter freed or never allocated
+                continue
+        return out
 
 
 class LiteRtReferenceRuntime(LiteRtRuntime):
@@ -72,6 +105,7 @@ class TfLiteRuntime(LiteRtRuntime):
 
     name = "tf.lite"
     packages = ("tensorflow",)
+    intermediates_supported = False
 
     def _interpreter(self, **kwargs: Any) -> Any:
         import warnings
