@@ -5,27 +5,39 @@ onnxpipe imports): onnx-tf cannot live beside TensorFlow 2.21, and it converts o
 process cleanly (a second ``prepare``/``export_graph`` in the same process fails), so each
 conversion gets a fresh process.
 
-Protocol: ``python onnx_tf_worker.py REQUEST.json RESULT.json``. The request holds ``onnx`` (a
-private copy whose graph input/output names the caller has already made safe for onnx-tf),
-``saved_model`` (the folder to write), ``tflite`` (precision -> .tflite path) and ``calibration``
-(SavedModel input name -> .npy path, for int8/int16x8). The result holds the SavedModel signature,
-each written .tflite file's tensors, and ``failed`` (precision -> reason) for TFLite files the
-converter could not make or that do not run one inference (onnx-tf's LSTM, for one): those files
-are removed.
+Served with the worker protocol (:mod:`onnxpipe.models.wire`: ``python wire.py
+onnx_tf_worker.py``). A ``versions`` request answers the versions of the packages that shape its
+artifacts. A ``convert`` request (the default; one per process) holds ``onnx`` (a private copy
+whose graph input/output names the caller has already made safe for onnx-tf), ``saved_model`` (the
+folder to write) and ``tflite`` (precision -> .tflite path), with the calibration samples
+(SavedModel input name -> array, for int8/int16x8) as its arrays. The reply holds the SavedModel
+signature, each written .tflite file's tensors, and ``failed`` (precision -> reason) for TFLite
+files the converter could not make or that do not run one inference (onnx-tf's LSTM, for one):
+those files are removed.
 """
 
 import os
-import sys
 
 
-def _versions():
+class MissingHandlers(Exception):
+    """onnx-tf has no handler for some of the graph's ops (at their opset)."""
+
+    kind = "missing-handlers"
+
+
+def _versions(names=("onnx-tf", "tensorflow", "onnx")):
     import importlib.metadata as md
 
-    return {name: md.version(name) for name in ("onnx-tf", "tensorflow", "onnx")}
+    def version(name):
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return None
+
+    return {name: version(name) for name in names}
 
 
-def _convert(req):
-    import numpy as np
+def _convert(req, calibration):
     import onnx
     from onnx_tf.backend import prepare
     from onnx_tf.opset_version import backend_opset_version
@@ -36,13 +48,8 @@ def _convert(req):
     model = onnx.load(req["onnx"])
     missing = missing_handlers(model, backend_opset_version)
     if missing:
-        return {
-            "ok": False,
-            "error": f"onnx-tf 1.10 has no handler for {', '.join(missing)}",
-            "missing_handlers": missing,
-        }
+        raise MissingHandlers(f"onnx-tf 1.10 has no handler for {', '.join(missing)}")
     prepare(model).export_graph(req["saved_model"])
-    calibration = {name: np.load(path) for name, path in req.get("calibration", {}).items()}
     files, failed = {}, {}
     for precision, dest in req.get("tflite", {}).items():
         try:
@@ -58,7 +65,6 @@ def _convert(req):
         if precision in failed and os.path.exists(dest):
             os.remove(dest)
     return {
-        "ok": True,
         "versions": _versions(),
         "saved_model": describe_saved_model(req["saved_model"]),
         "tflite": files,
@@ -94,12 +100,8 @@ def _first_error_line(message):
     return message.strip().splitlines()[0][:400] if message.strip() else "no message"
 
 
-def main(request_path, result_path):
-    """Serve the request; write the result JSON. Exit status 0 when the result is ``ok``."""
-    from worker_protocol import serve  # a sibling file, stdlib only
-
-    return serve(request_path, result_path, _convert)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+def handle(req, arrays, emit):
+    """One request: ``mode`` ``convert`` (the default) or ``versions`` (``names``: the packages)."""
+    if req.get("mode") == "versions":
+        return {"versions": _versions(tuple(req["names"]))}
+    return _convert(req, arrays)

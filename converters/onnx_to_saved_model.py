@@ -11,11 +11,9 @@ rewrites its input), with the environment's ``bin`` folder on ``PATH`` (it shell
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ import numpy as np
 
 from onnxpipe.converters.layout import bind_tensors, settle_ambiguous
 from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS, QUANTIZED_PRECISIONS
+from onnxpipe.models import wire
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import ConversionError, UnknownNameError, UsageError
 from onnxpipe.models.execution import RuntimeOpener
@@ -117,43 +116,37 @@ def call_worker(
     what: str,
     python: Path | None = None,
     worker: Path = _WORKER,
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """Run ``worker`` with ``python`` on ``request`` in ``work``.
+    """Run the handler ``worker`` with ``python`` on one request in ``work`` (the worker protocol).
+
+    Its log (everything it printed) is kept as ``work/<what>.log``.
 
     Returns:
-        The worker's result.
+        The worker's reply header.
 
     Raises:
-        ConversionError: It failed or timed out; the message has the reason and its log's tail.
+        ConversionError: It failed, died or timed out; the message has the reason and its log's tail.
     """
     python = Path(python or sys.executable)
-    (work / "request.json").write_text(json.dumps(request))
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", "")])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    log_path = work / f"{what}.log"
-    result_path = work / "result.json"
-    result_path.unlink(missing_ok=True)
-    cmd = [str(python), str(worker), str(work / "request.json"), str(result_path)]
-    with log_path.open("w") as log_file:
-        try:
-            proc = subprocess.run(
-                cmd,
-                cwd=work,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                timeout=timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise ConversionError(f"{source}: {what} did not finish within {timeout_s:.0f} s") from e
-    result = json.loads(result_path.read_text()) if result_path.exists() else {"ok": False}
-    if proc.returncode != 0 or not result.get("ok"):
-        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-15:])
-        reason = result.get("error") or f"worker exited with code {proc.returncode}"
-        raise ConversionError(f"{source}: {what} failed: {reason}\n--- last lines of its log ---\n{tail}")
-    return result
+    try:
+        reply = wire.call(
+            wire.command(python, worker),
+            request,
+            arrays,
+            what=what,
+            error=ConversionError,
+            log=work / f"{what}.log",
+            cwd=work,
+            env=env,
+            timeout_s=timeout_s,
+        )
+    except ConversionError as e:
+        raise ConversionError(f"{source}: {e}") from e
+    return reply.header
 
 
 def _wants_test_images(spec) -> bool:
@@ -173,11 +166,11 @@ def _run_onnx2tf(onnx_path: Path, work: Path, timeout_s: float, needs_test_image
     return call_worker(request, work, timeout_s, onnx_path, "onnx2tf")
 
 
-def write_calibration(spec, bindings, precisions, work: Path, source: Path) -> dict[str, str]:
-    """Training-split samples for the calibrated precisions, in the artifact's layout, as .npy files.
+def calibration_arrays(spec, bindings, precisions, source: Path) -> dict[str, np.ndarray]:
+    """Training-split samples for the calibrated precisions, in the artifact's layout.
 
     Returns:
-        Artifact input name -> .npy path (empty when no precision needs calibration).
+        Artifact input name -> samples (empty when no precision needs calibration).
     """
     from onnxpipe.models.data import model_arrays
 
@@ -190,22 +183,20 @@ def write_calibration(spec, bindings, precisions, work: Path, source: Path) -> d
         )
     x, _ = model_arrays(spec, "train")
     sample = bindings[0].to_artifact(x[:_CALIBRATION_SAMPLES])
-    np.save(work / "calibration.npy", np.ascontiguousarray(sample))
-    return {bindings[0].artifact_name: str(work / "calibration.npy")}
+    return {bindings[0].artifact_name: np.ascontiguousarray(sample)}
 
 
 def _run_quantize(
     spec, saved_model: Path, bindings, precisions, work: Path, timeout_s: float, source: Path
 ) -> dict:
     """Integer TFLite files from the SavedModel, calibrated on training-split samples in its layout."""
-    calibration = write_calibration(spec, bindings, precisions, work, source)
     request = {
         "mode": "quantize",
         "saved_model": str(saved_model),
         "outputs": {p: str(work / tflite_name(p)) for p in precisions},
-        "calibration": calibration,
     }
-    return call_worker(request, work, timeout_s, source, "quantization")
+    calibration = calibration_arrays(spec, bindings, precisions, source)
+    return call_worker(request, work, timeout_s, source, "quantization", arrays=calibration)
 
 
 def _measured_layouts(onnx: Artifact, produced: Path, result: dict, run_with: RuntimeOpener):

@@ -4,7 +4,8 @@
 (a rendezvous on this machine only); each runs :func:`main`: it joins the process group (gloo on
 CPU, nccl with one GPU per process when CUDA is there), runs the shared training loop
 (:func:`models.training.train_process`) on its share of every global batch, and rank 0 writes the
-checkpoint and reports each epoch on stdout as one ``ONNXPIPE-EPOCH {json}`` line.
+checkpoint. Rank 0 speaks the worker protocol (:mod:`onnxpipe.models.wire`) on stdout: one event
+per epoch, then the reply, or its failure as an error the parent raises with rank 0's message.
 
 BatchNorm statistics are per process on CPU (PyTorch's SyncBatchNorm needs GPUs), so models with
 BatchNorm match single-process training statistically, not exactly; with nccl they are synced.
@@ -15,17 +16,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from onnxpipe.models import wire
 from onnxpipe.models.errors import OnnxpipeError
 
 __all__ = ["launch", "main"]
-
-_EPOCH = "ONNXPIPE-EPOCH "
 
 
 class DistributedTrainingError(OnnxpipeError):
@@ -59,21 +58,25 @@ def launch(cfg, on_epoch: Callable | None = None, timeout_s: float = 24 * 3600):
         ]
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default, said out loud: no oversubscription
-        log = Path(tmp) / "log.txt"
-        with log.open("w") as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=tmp, env=env)
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if line.startswith(_EPOCH) and on_epoch:
-                    on_epoch(EpochResult(**json.loads(line[len(_EPOCH) :])))
-            code = proc.wait(timeout=timeout_s)
+
+        def epoch(msg: wire.Message) -> None:
+            if on_epoch:
+                on_epoch(EpochResult(**msg.header["epoch"]))
+
+        worker = wire.Worker(
+            cmd,
+            what=f"distributed training ({cfg.nproc} processes)",
+            error=DistributedTrainingError,
+            log=Path(tmp) / "log.txt",
+            cwd=tmp,
+            env=env,
+        )
+        with worker:
+            worker.reply(on_event=epoch, timeout_s=timeout_s)
+            code = worker.close(timeout_s=120)
         if code != 0 or not dest.is_file():
-            lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-            errors = [ln for ln in lines if "Error" in ln and not ln.startswith(" ")]
-            tail = "\n".join(lines[-12:])
-            reason = errors[-1] if errors else f"exit code {code}"
             raise DistributedTrainingError(
-                f"distributed training ({cfg.nproc} processes) failed: {reason}\n--- last lines ---\n{tail}"
+                f"distributed training ({cfg.nproc} processes) exited with code {code} after rank 0 finished"
             )
         ckpt = load_checkpoint(dest)
         ckpt.path = None
@@ -82,15 +85,31 @@ def launch(cfg, on_epoch: Callable | None = None, timeout_s: float = 24 * 3600):
 
 def main(request_path: str) -> int:
     """One torchrun process: join the group, train its share, rank 0 writes the checkpoint."""
-    import torch
-    import torch.distributed as dist
-
-    from onnxpipe.models.checkpoint import save_checkpoint
-    from onnxpipe.models.training import TrainConfig, train_process
+    from onnxpipe.models.training import TrainConfig
 
     request = json.loads(Path(request_path).read_text())
     cfg = TrainConfig(**request["config"])
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    channel = wire.claim_stdout()  # every rank: prints go to the log; only rank 0 sends frames
+    try:
+        _train(cfg, request, rank, world, channel)
+    except Exception as e:
+        if rank == 0:
+            channel.send("error", wire.describe_error(e))
+        raise
+    if rank == 0:
+        channel.send("reply", {"checkpoint": request["checkpoint"]})
+    return 0
+
+
+def _train(cfg, request: dict, rank: int, world: int, channel: wire.Channel) -> None:
+    """Join the group, train this rank's share; rank 0 reports epochs and writes the checkpoint."""
+    import torch
+    import torch.distributed as dist
+
+    from onnxpipe.models.checkpoint import save_checkpoint
+    from onnxpipe.models.training import train_process
+
     cuda = torch.cuda.is_available() and torch.cuda.device_count() >= world
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
@@ -99,7 +118,7 @@ def main(request_path: str) -> int:
 
         def report(result) -> None:
             if rank == 0:
-                print(_EPOCH + json.dumps(dataclasses.asdict(result)), flush=True)
+                channel.send("event", {"epoch": dataclasses.asdict(result)})
 
         device = f"cuda:{torch.cuda.current_device()}" if cuda else "cpu"
         ckpt = train_process(cfg, rank=rank, world=world, on_epoch=report, device=device)
@@ -109,7 +128,6 @@ def main(request_path: str) -> int:
         dist.barrier()
     finally:
         dist.destroy_process_group()
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,91 +1,77 @@
 """Worker for the standalone edge interpreter (tflite-runtime), run inside ``.venv-edge``.
 
 Standalone: numpy and tflite_runtime only (no TensorFlow, no onnxpipe), so it proves an artifact
-runs where TensorFlow is absent. One model per process; the session is created once and reused.
+runs where TensorFlow is absent. One model per process; the interpreter is created once and reused.
 
-Protocol on stdin/stdout, each message an 8-byte little-endian length then the payload:
-1. parent -> worker: JSON ``{"model": path, "threads": n}``; worker -> parent: JSON
-   ``{"ok": true, "version": ..., "inputs": [...], "outputs": [...]}`` or ``{"ok": false, "error": ...}``.
-2. then repeatedly: parent -> worker: an ``.npz`` of inputs by tensor name; worker -> parent: an
-   ``.npz`` of outputs by tensor name, or JSON ``{"ok": false, "error": ...}``.
+Served with the worker protocol (:mod:`onnxpipe.models.wire`: ``python wire.py edge_worker.py``):
+1. ``{"op": "open", "model": path, "threads": n}``: the reply holds the runtime's version and the
+   model's input/output tensors; a model the interpreter cannot load fails with the error kind
+   ``not-loadable`` (the message names the op it lacks).
+2. then ``{"op": "run"}`` with the inputs (by tensor name, already quantized) as its arrays: the
+   reply's arrays are the outputs by tensor name, and ``seconds`` is the time of ``invoke`` alone.
 """
 
-import io
-import json
-import struct
-import sys
+import time
 
 
-def _read(stream):
-    header = stream.read(8)
-    if len(header) < 8:
-        return None
-    (size,) = struct.unpack("<Q", header)
-    return stream.read(size)
+class NotLoadable(Exception):
+    """The interpreter cannot load the model."""
+
+    kind = "not-loadable"
 
 
-def _write(stream, payload):
-    stream.write(struct.pack("<Q", len(payload)) + payload)
-    stream.flush()
+_state = {}
 
 
-def main():
-    """Serve one model until stdin closes."""
-    import numpy as np
+def _describe(d):
+    return {
+        "name": d["name"],
+        "shape": [int(x) for x in d["shape_signature"]],
+        "dtype": d["dtype"].__name__,
+        "quantization": [float(d["quantization"][0]), int(d["quantization"][1])],
+    }
 
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # anything printed goes to stderr, never into the protocol
-    hello = json.loads(_read(stdin))
+
+def _open(req):
+    import tflite_runtime
+    from tflite_runtime.interpreter import Interpreter
+
     try:
-        import tflite_runtime
-        from tflite_runtime.interpreter import Interpreter
-
-        it = Interpreter(model_path=hello["model"], num_threads=hello.get("threads") or 1)
+        it = Interpreter(model_path=req["model"], num_threads=req.get("threads") or 1)
         it.allocate_tensors()
     except Exception as e:  # the load error names the op the runtime lacks
-        _write(stdout, json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}).encode())
-        return 0
+        raise NotLoadable(f"{type(e).__name__}: {e}") from e
     inputs = {d["name"]: d for d in it.get_input_details()}
     outputs = {d["name"]: d for d in it.get_output_details()}
-
-    def describe(d):
-        return {
-            "name": d["name"],
-            "shape": [int(x) for x in d["shape_signature"]],
-            "dtype": d["dtype"].__name__,
-            "quantization": [float(d["quantization"][0]), int(d["quantization"][1])],
-        }
-
-    _write(
-        stdout,
-        json.dumps(
-            {
-                "ok": True,
-                "version": getattr(tflite_runtime, "__version__", "unknown"),
-                "inputs": [describe(d) for d in inputs.values()],
-                "outputs": [describe(d) for d in outputs.values()],
-            }
-        ).encode(),
+    _state.update(
+        it=it, inputs=inputs, outputs=outputs, shapes={k: tuple(d["shape"]) for k, d in inputs.items()}
     )
-    shapes = {k: tuple(d["shape"]) for k, d in inputs.items()}
-    while (payload := _read(stdin)) is not None:
-        try:
-            feeds = dict(np.load(io.BytesIO(payload)))
-            if any(shapes[k] != v.shape for k, v in feeds.items()):
-                for k, v in feeds.items():
-                    it.resize_tensor_input(inputs[k]["index"], list(v.shape), strict=True)
-                it.allocate_tensors()
-                shapes = {k: v.shape for k, v in feeds.items()}
-            for k, v in feeds.items():
-                it.set_tensor(inputs[k]["index"], v)
-            it.invoke()
-            buf = io.BytesIO()
-            np.savez(buf, **{k: it.get_tensor(d["index"]) for k, d in outputs.items()})
-            _write(stdout, buf.getvalue())
-        except Exception as e:
-            _write(stdout, json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"}).encode())
-    return 0
+    return {
+        "version": getattr(tflite_runtime, "__version__", "unknown"),
+        "inputs": [_describe(d) for d in inputs.values()],
+        "outputs": [_describe(d) for d in outputs.values()],
+    }
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _run(feeds):
+    it, inputs, outputs = _state["it"], _state["inputs"], _state["outputs"]
+    if any(_state["shapes"][k] != v.shape for k, v in feeds.items()):
+        for k, v in feeds.items():
+            it.resize_tensor_input(inputs[k]["index"], list(v.shape), strict=True)
+        it.allocate_tensors()
+        _state["shapes"] = {k: v.shape for k, v in feeds.items()}
+    for k, v in feeds.items():
+        it.set_tensor(inputs[k]["index"], v)
+    t0 = time.perf_counter()
+    it.invoke()
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds}, {k: it.get_tensor(d["index"]) for k, d in outputs.items()}
+
+
+def handle(req, arrays, emit):
+    """``op`` ``open`` (once), then ``run`` per call."""
+    if req["op"] == "open":
+        return _open(req)
+    if "it" not in _state:
+        raise RuntimeError("run before open")
+    return _run(arrays)

@@ -22,12 +22,13 @@ from onnxpipe.converters.layout import bind_tensors
 from onnxpipe.converters.onnx_tf_compat import sanitize_io_names
 from onnxpipe.converters.onnx_to_saved_model import (
     TFConvertOptions,
+    calibration_arrays,
     call_worker,
     tflite_name,
-    write_calibration,
 )
 from onnxpipe.converters.route import ROUTES, Route
 from onnxpipe.converters.torch_to_onnx import ExportOptions
+from onnxpipe.models import wire
 from onnxpipe.models.artifact import Artifact, Format, TensorBinding
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem, UsageError
 from onnxpipe.models.execution import RuntimeOpener
@@ -72,22 +73,20 @@ def legacy_versions() -> dict[str, str | None] | None:
 
     Part of the convert stage's key, so a rebuilt ``.venv-legacy`` reconverts.
     """
-    import json
-    import subprocess
-
     if legacy_unavailable_reason():
         return None
-    code = (
-        "import importlib.metadata as m, json\n"
-        "def v(n):\n"
-        "    try: return m.version(n)\n"
-        "    except m.PackageNotFoundError: return None\n"
-        f"print(json.dumps({{n: v(n) for n in ({NAME!r}, 'tensorflow', 'onnx', 'numpy', 'protobuf')}}))"
-    )
-    proc = subprocess.run(
-        [str(LEGACY_PYTHON), "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
+    try:
+        reply = wire.call(
+            wire.command(LEGACY_PYTHON, WORKER),
+            {"mode": "versions", "names": [NAME, "tensorflow", "onnx", "numpy", "protobuf"]},
+            what=f"{NAME} worker",
+            error=EnvironmentProblem,
+            timeout_s=60,
+        )
+    except EnvironmentProblem as e:
+        log.warning("cannot read the legacy environment's versions: %s", str(e).splitlines()[0])
+        return None
+    return reply.header["versions"]
 
 
 def _rebind(bindings: tuple[TensorBinding, ...], forward: dict[str, str]) -> tuple[TensorBinding, ...]:
@@ -151,12 +150,19 @@ def convert_onnx_tf(
             "onnx": str(work / "model.onnx"),
             "saved_model": str(work / "saved_model"),
             "tflite": {p: str(work / tflite_name(p)) for p in options.precisions},
-            "calibration": write_calibration(spec, sm_calibration, options.precisions, work, onnx.path),
         }
+        calibration = calibration_arrays(spec, sm_calibration, options.precisions, onnx.path)
         log.info("onnx-tf: converting %s", onnx.path)
         try:
             result = call_worker(
-                request, work, options.timeout_s, onnx.path, NAME, python=LEGACY_PYTHON, worker=WORKER
+                request,
+                work,
+                options.timeout_s,
+                onnx.path,
+                NAME,
+                python=LEGACY_PYTHON,
+                worker=WORKER,
+                arrays=calibration,
             )
         except ConversionError as e:
             if "has no handler for" in str(e):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
 import numpy as np
 import onnx
@@ -14,6 +13,8 @@ import pytest
 
 from onnxpipe.converters.onnx_tf_compat import is_safe_name, missing_handlers, sanitize_io_names
 from onnxpipe.converters.routes.onnx_tf import LEGACY_PYTHON, WORKER
+from onnxpipe.models import wire
+from onnxpipe.models.errors import ConversionError
 from tests.conftest import onnxpipe, requires_env
 
 needs_legacy = requires_env(LEGACY_PYTHON, "setup-legacy")
@@ -178,16 +179,11 @@ def test_names_onnx_tf_cannot_take_are_renamed_and_mapped_back(tmp_path):
     work.mkdir()
     shutil.copyfile(path, work / "model.onnx")
     request = {"onnx": str(work / "model.onnx"), "saved_model": str(work / "sm"), "tflite": {}}
-    (work / "request.json").write_text(json.dumps(request))
-    proc = subprocess.run(
-        [str(LEGACY_PYTHON), str(WORKER), str(work / "request.json"), str(work / "result.json")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    raw = json.loads((work / "result.json").read_text())
-    assert proc.returncode == 1 and not raw["ok"] and "gpu_0/data_0" in raw["error"], raw["error"]
+    with pytest.raises(ConversionError, match="gpu_0/data_0") as raised:
+        wire.call(
+            wire.command(LEGACY_PYTHON, WORKER), request, what="onnx-tf", error=ConversionError, cwd=work
+        )
+    assert raised.value.worker_type != "MissingHandlers"  # it fails on the name, not on an op
     # Through onnxpipe: renamed for the converter, the user's names in the manifest and the report.
     out = tmp_path / "converted"
     onnxpipe(

@@ -1,22 +1,21 @@
 """tflite-runtime, the standalone edge interpreter, in its own environment (``.venv-edge``).
 
 tflite-runtime 2.14 needs numpy < 2 and cannot live beside TensorFlow 2.21, so it runs in a worker
-process (:mod:`validation.edge_worker`) that keeps one interpreter for the artifact and answers
-every call over a pipe. It proves a .tflite file loads and computes the same without TensorFlow.
+process (:mod:`validation.edge_worker`, over the worker protocol :mod:`onnxpipe.models.wire`) that
+keeps one interpreter for the artifact and answers every call. It proves a .tflite file loads and
+computes the same without TensorFlow. The worker times ``invoke`` itself.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import struct
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from onnxpipe.models import wire
 from onnxpipe.models.artifact import Format
+from onnxpipe.models.errors import OnnxpipeError
 from onnxpipe.validation.quant import dequantize, quantize
 from onnxpipe.validation.runtimes.base import ArtifactNotLoadable, Runtime
 
@@ -25,6 +24,10 @@ __all__ = ["EDGE_PYTHON", "TfliteRuntimeEdge"]
 #: The edge environment's interpreter: ``.venv-edge`` at the project root (``make setup-edge``).
 EDGE_PYTHON = Path(__file__).resolve().parents[2] / ".venv-edge" / "bin" / "python"
 _WORKER = Path(__file__).resolve().parents[1] / "edge_worker.py"
+
+
+class EdgeWorkerError(OnnxpipeError):
+    """The edge worker failed on a call, or died."""
 
 
 class TfliteRuntimeEdge(Runtime):
@@ -41,30 +44,21 @@ class TfliteRuntimeEdge(Runtime):
             )
         return super().unavailable_reason(device)
 
-    def _send(self, payload: bytes) -> bytes:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(struct.pack("<Q", len(payload)) + payload)
-        self._proc.stdin.flush()
-        header = self._proc.stdout.read(8)
-        if len(header) < 8:
-            raise RuntimeError(
-                f"the edge worker exited: {self._proc.stderr.read().decode(errors='replace')[-500:]}"
-            )
-        return self._proc.stdout.read(struct.unpack("<Q", header)[0])
-
     def _load(self) -> None:
-        self._proc = subprocess.Popen(
-            [str(EDGE_PYTHON), str(_WORKER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        self._worker = wire.Worker(
+            wire.command(EDGE_PYTHON, _WORKER),
+            what="tflite-runtime",
+            error=EdgeWorkerError,
+            errors={"not-loadable": ArtifactNotLoadable},
         )
-        hello = json.loads(
-            self._send(json.dumps({"model": str(self.artifact.path), "threads": self.threads}).encode())
-        )
-        if not hello["ok"]:
+        self._worker.start()
+        try:
+            hello = self._worker.request(
+                {"op": "open", "model": str(self.artifact.path), "threads": self.threads}, timeout_s=120
+            ).header
+        except Exception:
             self._close()
-            raise ArtifactNotLoadable(f"tflite-runtime cannot load {self.artifact.label}: {hello['error']}")
+            raise
         self._declared = {d["name"]: d["shape"] for d in hello["inputs"]}
         self._in = {d["name"]: (np.dtype(d["dtype"]), d["quantization"]) for d in hello["inputs"]}
         self._out = {d["name"]: d["quantization"] for d in hello["outputs"]}
@@ -73,19 +67,14 @@ class TfliteRuntimeEdge(Runtime):
         return self._declared
 
     def _close(self) -> None:
-        proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            proc.stdin.close()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.close()
+            self._worker = None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
-        buf = io.BytesIO()
-        np.savez(buf, **{k: quantize(v, *self._in[k]) for k, v in feeds.items()})
-        reply = self._send(buf.getvalue())
-        if reply[:1] == b"{":
-            raise RuntimeError(f"tflite-runtime: {json.loads(reply)['error']}")
-        return {k: dequantize(v, self._out[k]) for k, v in np.load(io.BytesIO(reply)).items()}
+        reply = self._worker.request(
+            {"op": "run"}, {k: quantize(v, *self._in[k]) for k, v in feeds.items()}, timeout_s=600
+        )
+        self.inference_s = reply.header["seconds"]
+        return {k: dequantize(v, self._out[k]) for k, v in reply.arrays.items()}
