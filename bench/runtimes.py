@@ -87,7 +87,7 @@ def backend_ratios(run: str, model: str, options) -> None:
             doc = bench([RunDir(folders[backend]).artifact(path)], None, litert)
             p50[backend] = doc["results"][0]["p50_ms"] / 1000
         print(ratio_line(f"{model} tflite_fp32 {first} vs {other}", p50[first], p50[other]))
-        seconds = {b: RunDir(f).manifest()["stages"]["convert"]["seconds"] for b, f in folders.items()}
+        seconds = {b: RunDir(f).manifest().stages["convert"].seconds for b, f in folders.items()}
         print(ratio_line(f"{model} convert {first} vs {other}", seconds[first], seconds[other]))
 
 

@@ -12,27 +12,35 @@ modes of its own, so nothing is kept on a converter's word: only on validation's
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, tflite_name
 from onnxpipe.converters.route import ROUTES
 from onnxpipe.converters.torch_to_onnx import ExportOptions
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem, ExportError
-from onnxpipe.models.fs import atomic_path, write_json
+from onnxpipe.models.fs import atomic_path
+from onnxpipe.models.records import NOT_WRITTEN, Document
 from onnxpipe.pipeline.artifacts import resolve_artifact
 from onnxpipe.pipeline.rundir import RunDir
 from onnxpipe.pipeline.stages import convert_onnx_stage, source_onnx, validate_stage
 from onnxpipe.validation.metrics import fmt
-from onnxpipe.validation.parity import ValidateOptions
+from onnxpipe.validation.parity import ParityReport, Status, ValidateOptions
 
-__all__ = ["BackendRow", "Comparison", "compare_backends", "keep_best", "render_comparison_markdown"]
+__all__ = [
+    "BackendRow",
+    "Comparison",
+    "RowStatus",
+    "compare_backends",
+    "keep_best",
+    "render_comparison_markdown",
+]
 
 #: The runtime whose latency stands for each format in the table.
 _LATENCY_RUNTIME = {Format.TF_SAVED_MODEL: "tensorflow", Format.TFLITE: "ai-edge-litert"}
@@ -40,6 +48,14 @@ _LATENCY_RUNTIME = {Format.TF_SAVED_MODEL: "tensorflow", Format.TFLITE: "ai-edge
 
 def _quiet(_message: str) -> None:
     return None
+
+
+class RowStatus(enum.StrEnum):
+    """One backend's artifact: validated and passed, validated and failed, or never made."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_MADE = "not made"
 
 
 @dataclass
@@ -60,7 +76,7 @@ class BackendRow:
 
     artifact: str
     backend: str
-    status: str
+    status: RowStatus
     max_abs: float | None = None
     cosine: float | None = None
     size_bytes: int | None = None
@@ -72,47 +88,51 @@ class BackendRow:
 
 
 @dataclass
-class Comparison:
-    """Every backend's artifacts, validated against one reference."""
+class Comparison(Document):
+    """Every backend's artifacts, validated against one reference (``backends.json``).
+
+    The artifacts themselves (``artifacts``, ``onnx``) stay in memory; the file holds the rows.
+    """
+
+    KIND = "backend comparison"
+    SCHEMA_VERSION = 1
 
     reference: str
     rows: list[BackendRow] = field(default_factory=list)
-    artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict)  # (artifact, backend) ->
-    onnx: dict[str, Artifact] = field(default_factory=dict)  # backend -> the ONNX it converted
+    #: (artifact, backend) -> the artifact that backend made.
+    artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict, metadata=NOT_WRITTEN)
+    #: backend -> the ONNX file it converted.
+    onnx: dict[str, Artifact] = field(default_factory=dict, metadata=NOT_WRITTEN)
 
     def names(self) -> list[str]:
         """Artifact names, in the order they were asked for."""
         return list(dict.fromkeys(r.artifact for r in self.rows))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``backends.json``)."""
-        return {"reference": self.reference, "rows": [dataclasses.asdict(r) for r in self.rows]}
 
 
 def _wanted(options: TFConvertOptions) -> list[str]:
     return ["saved_model"] * options.saved_model + [tflite_name(p) for p in options.precisions]
 
 
-def _rows(report: dict[str, Any], artifacts: Sequence[Artifact], backend: str) -> list[BackendRow]:
+def _rows(report: ParityReport, artifacts: Sequence[Artifact], backend: str) -> list[BackendRow]:
     rows = []
     for art in artifacts:
-        ran = [r for r in report["results"] if r["artifact"] == art.label and r["status"] != "unavailable"]
-        with_metrics = [r for r in ran if r["metrics"]]
-        failed = [r for r in ran if r["status"] != "pass"]
-        timed = [r for r in ran if r.get("ms_per_sample") is not None and r["device"] == "cpu"]
-        primary = next((r for r in timed if r["runtime"] == _LATENCY_RUNTIME.get(art.format)), None)
+        ran = [r for r in report.results if r.artifact == art.label and r.status != Status.UNAVAILABLE]
+        with_metrics = [r.metrics for r in ran if r.metrics]
+        failed = [r for r in ran if r.status != Status.PASS]
+        timed = [r for r in ran if r.ms_per_sample is not None and r.device == "cpu"]
+        primary = next((r for r in timed if r.runtime == _LATENCY_RUNTIME.get(art.format)), None)
         primary = primary or (timed[0] if timed else None)
         rows.append(
             BackendRow(
                 artifact=art.label,
                 backend=backend,
-                status="fail" if failed or not ran else "pass",
-                max_abs=max((r["metrics"]["max_abs"] for r in with_metrics), default=None),
-                cosine=min((r["metrics"]["cosine"] for r in with_metrics), default=None),
-                size_bytes=next((r["size_bytes"] for r in ran if r.get("size_bytes")), None),
-                ms_per_sample=primary["ms_per_sample"] if primary else None,
-                runtime=primary["runtime"] if primary else None,
-                message="; ".join(f"{r['runtime']}: {r['message']}" for r in failed[:2])
+                status=RowStatus.FAIL if failed or not ran else RowStatus.PASS,
+                max_abs=max((m.max_abs for m in with_metrics), default=None),
+                cosine=min((m.cosine for m in with_metrics), default=None),
+                size_bytes=next((r.size_bytes for r in ran if r.size_bytes), None),
+                ms_per_sample=primary.ms_per_sample if primary else None,
+                runtime=primary.runtime if primary else None,
+                message="; ".join(f"{r.runtime}: {r.message}" for r in failed[:2])
                 or ("no runtime could run it" if not ran else ""),
             )
         )
@@ -148,7 +168,9 @@ def compare_backends(
         refusal = route.refusal(options) or (reason and f"the {backend} route is unavailable: {reason}")
         if refusal:
             on_progress(f"backend {backend}: not made: {refusal}")
-            rows += [BackendRow(name, backend, "not made", message=refusal) for name in _wanted(options)]
+            rows += [
+                BackendRow(name, backend, RowStatus.NOT_MADE, message=refusal) for name in _wanted(options)
+            ]
             continue
         try:
             onnx, exported = source_onnx(source, run, backend, export_options, force, on_progress)
@@ -156,7 +178,9 @@ def compare_backends(
         except (ConversionError, EnvironmentProblem, ExportError) as e:
             reason = str(e).splitlines()[0]
             on_progress(f"backend {backend}: not made: {reason}")
-            rows += [BackendRow(name, backend, "not made", message=reason) for name in _wanted(options)]
+            rows += [
+                BackendRow(name, backend, RowStatus.NOT_MADE, message=reason) for name in _wanted(options)
+            ]
             continue
         if exported:
             checkpoint = checkpoint or resolve_artifact(source)
@@ -179,7 +203,7 @@ def _speed(row: BackendRow) -> float:
 
 def _choose(rows: list[BackendRow]) -> tuple[BackendRow | None, str]:
     """The row to keep among one artifact's rows, and why (or why none)."""
-    passed = [r for r in rows if r.status == "pass"]
+    passed = [r for r in rows if r.status == RowStatus.PASS]
     others = "; ".join(f"{r.backend}: {r.status}{' (' + r.message + ')' if r.message else ''}" for r in rows)
     if not passed:
         return None, f"no backend's artifact passed parity ({others})"
@@ -269,7 +293,7 @@ def render_comparison_markdown(comparison: Comparison) -> str:
 def write_comparison(comparison: Comparison, out_dir: Path) -> list[Path]:
     """Write ``backends.json`` and ``backends.md`` (atomically)."""
     paths = [out_dir / "backends.json", out_dir / "backends.md"]
-    write_json(paths[0], comparison.to_dict())
+    comparison.write(paths[0])
     with atomic_path(paths[1]) as tmp:
         tmp.write_text(render_comparison_markdown(comparison))
     return paths

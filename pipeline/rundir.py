@@ -15,15 +15,16 @@ import importlib.metadata
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from onnxpipe.models.artifact import Artifact
 from onnxpipe.models.errors import InputFileError, RunDirBusy
-from onnxpipe.models.fs import sha256_path, write_json
+from onnxpipe.models.fs import sha256_path
+from onnxpipe.models.records import Document
 
-__all__ = ["STAGES", "RunDir", "tool_versions"]
+__all__ = ["STAGES", "Manifest", "RunDir", "StageRecord", "tool_versions"]
 
 _TOOLS = (
     "onnxpipe",
@@ -58,6 +59,41 @@ def tool_versions(names: Iterable[str] = _TOOLS) -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+@dataclass
+class StageRecord:
+    """One finished stage: when, how long, and what its result depends on.
+
+    Attributes:
+        finished: ISO time, UTC.
+        seconds: Wall time.
+        key: SHA-256 over the input hashes, the options and the tool versions.
+        inputs: Input path (relative to the run directory) -> SHA-256.
+        outputs: Output path -> SHA-256.
+        options: The stage's options as JSON.
+        versions: Tool versions that shaped the outputs.
+    """
+
+    finished: str
+    seconds: float
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    options: Any
+    versions: dict[str, str | None]
+    key: str | None = None
+
+
+@dataclass
+class Manifest(Document):
+    """``manifest.json``: every stage's record, and every artifact's record (see ``Artifact.to_dict``)."""
+
+    KIND = "manifest"
+    SCHEMA_VERSION = 1
+
+    onnxpipe: str | None = None
+    stages: dict[str, StageRecord] = field(default_factory=dict)
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _forget_descendants(records: dict[str, Any], rewritten: set[str]) -> None:
@@ -144,17 +180,15 @@ class RunDir:
             if created and not any(self.path.iterdir()):
                 self.path.rmdir()  # nothing was written: leave no empty run directory behind
 
-    def manifest(self) -> dict[str, Any]:
-        """The manifest, or an empty one."""
+    def manifest(self) -> Manifest:
+        """The manifest, or an empty one.
+
+        Raises:
+            InputFileError: It is not valid JSON, or not an onnxpipe manifest this version reads.
+        """
         if not self.manifest_path.is_file():
-            return {"stages": {}, "artifacts": {}}
-        try:
-            data = json.loads(self.manifest_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputFileError(self.manifest_path, f"not valid JSON ({e})") from e
-        data.setdefault("stages", {})
-        data.setdefault("artifacts", {})
-        return data
+            return Manifest()
+        return Manifest.read(self.manifest_path)
 
     def record_stage(
         self,
@@ -168,27 +202,27 @@ class RunDir:
         """Record a finished stage and the artifacts it wrote (atomic rewrite of the manifest)."""
         data = self.manifest()
         outs = list(outputs)
-        data["onnxpipe"] = tool_versions(["onnxpipe"])["onnxpipe"]
+        data.onnxpipe = tool_versions(["onnxpipe"])["onnxpipe"]
         hashes = {self._rel(p): sha256_path(p) for p in inputs}
         options = json.loads(json.dumps(options, default=str))
         versions = tool_versions()
-        data["stages"][stage] = {
-            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "seconds": round(seconds, 3),
-            "key": _key(hashes, options, versions),
-            "inputs": hashes,
-            "outputs": {self._rel(self._path_of(o)): sha256_path(self._path_of(o)) for o in outs},
-            "options": options,
-            "versions": versions,
-        }
+        data.stages[stage] = StageRecord(
+            finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            seconds=round(seconds, 3),
+            key=_key(hashes, options, versions),
+            inputs=hashes,
+            outputs={self._rel(self._path_of(o)): sha256_path(self._path_of(o)) for o in outs},
+            options=options,
+            versions=versions,
+        )
         written = {self._rel(self._path_of(o)) for o in outs}
-        _forget_descendants(data["artifacts"], written)
+        _forget_descendants(data.artifacts, written)
         for o in outs:
             if isinstance(o, Artifact):
                 record = o.to_dict()
                 record["path"] = self._rel(o.path)
-                data["artifacts"][self._rel(o.path)] = record
-        write_json(self.manifest_path, data)
+                data.artifacts[self._rel(o.path)] = record
+        data.write(self.manifest_path)
 
     def stale_reason(
         self, stage: str, inputs: Iterable[Path] | None = None, options: Any = None
@@ -200,43 +234,43 @@ class RunDir:
             inputs: The stage's inputs now (default: the recorded ones).
             options: The stage's options now (default: the recorded ones).
         """
-        record = self.manifest()["stages"].get(stage)
+        record = self.manifest().stages.get(stage)
         if not record:
             return "never run here"
-        paths = [self.path / p for p in record["inputs"]] if inputs is None else list(inputs)
+        paths = [self.path / p for p in record.inputs] if inputs is None else list(inputs)
         for p in paths:
             if not Path(p).exists():
                 return f"input {self._rel(p)} is missing"
         hashes = {self._rel(p): sha256_path(p) for p in paths}
-        changed = [k for k in hashes if record["inputs"].get(k) != hashes[k]]
-        if changed or set(hashes) != set(record["inputs"]):
-            return f"input {(changed or sorted(set(hashes) ^ set(record['inputs'])))[0]} changed"
-        options = record["options"] if options is None else json.loads(json.dumps(options, default=str))
-        if options != record["options"]:
+        changed = [k for k in hashes if record.inputs.get(k) != hashes[k]]
+        if changed or set(hashes) != set(record.inputs):
+            return f"input {(changed or sorted(set(hashes) ^ set(record.inputs)))[0]} changed"
+        options = record.options if options is None else json.loads(json.dumps(options, default=str))
+        if options != record.options:
             return "options changed"
         versions = tool_versions()
-        moved = [k for k, v in versions.items() if record["versions"].get(k) != v]
+        moved = [k for k, v in versions.items() if record.versions.get(k) != v]
         if moved:
-            return f"{moved[0]} changed from {record['versions'].get(moved[0])} to {versions[moved[0]]}"
-        for name, digest in record["outputs"].items():
+            return f"{moved[0]} changed from {record.versions.get(moved[0])} to {versions[moved[0]]}"
+        for name, digest in record.outputs.items():
             out = self.path / name
             if not out.exists():
                 return f"output {name} is missing"
             if sha256_path(out) != digest:
                 return f"output {name} was modified"
-        if record.get("key") != _key(hashes, options, versions):
+        if record.key != _key(hashes, options, versions):
             return "recorded without a key"
         return None
 
     def artifacts(self) -> list[Artifact]:
         """Recorded artifacts that exist on disk, in the order they were recorded (lineage order)."""
-        records = self.manifest()["artifacts"]
+        records = self.manifest().artifacts
         out = [Artifact.from_dict(r, base=self.path) for r in records.values()]
         return [a for a in out if a.path.exists()]
 
     def artifact(self, path: Path) -> Artifact | None:
         """The recorded artifact at ``path``, if any."""
-        record = self.manifest()["artifacts"].get(self._rel(path))
+        record = self.manifest().artifacts.get(self._rel(path))
         return Artifact.from_dict(record, base=self.path) if record else None
 
     @staticmethod

@@ -7,7 +7,6 @@ records itself in the manifest. Stages know nothing about the terminal: the CLI 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from onnxpipe.models.checkpoint import Checkpoint, load_checkpoint, save_checkpo
 from onnxpipe.models.errors import EnvironmentProblem, InputFileError, UsageError
 from onnxpipe.pipeline.artifacts import detect_format, resolve_artifact
 from onnxpipe.pipeline.rundir import RunDir
+from onnxpipe.validation.locate import LocateReport
 from onnxpipe.validation.parity import ParityReport, ValidateOptions, validate
 from onnxpipe.validation.report import write_reports
 from onnxpipe.validation.runtimes import open_runtime
@@ -250,7 +250,7 @@ def convert_onnx_stage(
     if versions is not None:
         convert_options["route_versions"] = versions
     if _up_to_date(run, "convert", [onnx.path], convert_options, force, on_progress):
-        outputs = run.manifest()["stages"]["convert"]["outputs"]
+        outputs = run.manifest().stages["convert"].outputs
         return [a for a in run.artifacts() if a.path.name in outputs]
     targets = ", ".join(["saved_model/"] * options.saved_model + [tflite_name(p) for p in options.precisions])
     on_progress(f"{backend} {onnx.path.name} -> {targets}")
@@ -305,7 +305,7 @@ def locate_stage(
     options: ValidateOptions,
     threshold: float,
     on_progress: Callable[[str], None] | None = None,
-) -> list[dict]:
+) -> list[LocateReport]:
     """Layer-wise search for the TFLite candidates that failed (all of them when none failed)."""
     from onnxpipe.validation.inputs import build_inputs
     from onnxpipe.validation.locate import locate
@@ -326,7 +326,7 @@ def locate_stage(
         if onnx_side is None:
             raise UsageError(f"{target.path}: --locate needs an ONNX file in its lineage or as the reference")
         say(f"locate: {onnx_side.label} (onnxruntime) vs {target.label} (ai-edge-litert), layer by layer")
-        found.append(locate(onnx_side, target, inputs, threshold).to_dict())
+        found.append(locate(onnx_side, target, inputs, threshold))
     return found
 
 
@@ -338,14 +338,14 @@ def validate_stage(
     on_progress: Callable[[str], None] | None = None,
     locate_threshold: float | None = None,
     force: bool = False,
-) -> dict:
+) -> ParityReport:
     """Validate and write ``parity.json``, ``parity.md`` and ``report.html`` into ``out_dir``.
 
     With ``locate_threshold``, also run the layer-wise search and add it to the reports. Skipped
     (the recorded report is returned) when inputs, options and tool versions are as recorded.
 
     Returns:
-        The report as written to ``parity.json``.
+        The report, as written to ``parity.json``.
     """
     say = on_progress or _quiet
     run = RunDir(out_dir).prepare()
@@ -354,7 +354,7 @@ def validate_stage(
     if (run.path / "parity.json").is_file() and _up_to_date(
         run, "validate", inputs, recorded_options, force, say
     ):
-        return json.loads((run.path / "parity.json").read_text())
+        return ParityReport.read(run.path / "parity.json")
     t0 = time.perf_counter()
     report = validate(reference, candidates, options, on_progress=on_progress)
     if locate_threshold is not None:
@@ -363,7 +363,7 @@ def validate_stage(
     run.record_stage(
         "validate", inputs=inputs, outputs=outputs, options=recorded_options, seconds=time.perf_counter() - t0
     )
-    return report.to_dict()
+    return report
 
 
 def run_dir_artifacts(run: RunDir) -> tuple[Artifact, list[Artifact]]:

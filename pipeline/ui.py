@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from onnxpipe.validation.parity import ParityReport
 
 __all__ = ["TrainProgress", "echo_parity", "say"]
 
@@ -47,29 +50,27 @@ class TrainProgress:
             self._bar.__exit__(None, None, None)
 
 
-def echo_parity(report: dict[str, Any], where: str, echo: Callable[[str], None] = click.echo) -> None:
-    """A one-screen summary of a parity report (as in ``parity.json``): a line per result, the verdict."""
-    results = report["results"]
-    width = max([len(r["artifact"]) for r in results] + [8])
-    echo(f"reference: {report['reference']['artifact']} on {report['reference']['runtime']}")
+def echo_parity(report: ParityReport, where: str, echo: Callable[[str], None] = click.echo) -> None:
+    """A one-screen summary of a parity report: a line per result, the verdict."""
+    results = report.results
+    width = max([len(r.artifact) for r in results] + [8])
+    echo(f"reference: {report.reference.artifact} on {report.reference.runtime}")
     for r in results:
-        colour = {"pass": "green", "fail": "red", "error": "red"}.get(r["status"], "yellow")
-        status = click.style(f"{r['status']:<11}", fg=colour)
-        m = r["metrics"]
-        numbers = f"max abs {m['max_abs']:.2e}  cosine {m['cosine']:.6f}" if m else (r["message"] or "")
-        echo(
-            f"  {r['artifact']:<{width}}  {r['runtime']:<18} {r['device']:<4} {r['precision']:<7} {status} {numbers}"
-        )
-        if m and r["message"]:
-            echo(f"  {'':<{width}}  {r['message']}")
-        if r.get("blame"):
-            echo(f"  {'':<{width}}  blamed hop: {r['blame']}")
-    for name, e in (report.get("edge_readiness") or {}).items():
-        state = "edge-ready" if e["ready"] else "NOT edge-ready: " + "; ".join(e["problems"])
+        colour = {"pass": "green", "fail": "red", "error": "red"}.get(r.status, "yellow")
+        status = click.style(f"{r.status:<11}", fg=colour)
+        m = r.metrics
+        numbers = f"max abs {m.max_abs:.2e}  cosine {m.cosine:.6f}" if m else (r.message or "")
+        echo(f"  {r.artifact:<{width}}  {r.runtime:<18} {r.device:<4} {r.precision:<7} {status} {numbers}")
+        if m and r.message:
+            echo(f"  {'':<{width}}  {r.message}")
+        if r.blame:
+            echo(f"  {'':<{width}}  blamed hop: {r.blame}")
+    for name, e in (report.edge_readiness or {}).items():
+        state = "edge-ready" if e.ready else "NOT edge-ready: " + "; ".join(e.problems)
         echo(f"edge {name}: {state}")
-    for found in report.get("locate") or []:
-        echo(f"locate {found['candidate']}: {found['summary']}")
-    if report.get("first_failing_hop"):
-        echo(f"first failing hop: {report['first_failing_hop']}")
-    verdict = click.style("PASSED", fg="green") if report["passed"] else click.style("FAILED", fg="red")
-    echo(f"parity {verdict} (fail on {report['fail_on']}): {where}")
+    for found in report.locate or []:
+        echo(f"locate {found.candidate}: {found.summary()}")
+    if report.first_failing_hop:
+        echo(f"first failing hop: {report.first_failing_hop}")
+    verdict = click.style("PASSED", fg="green") if report.passed else click.style("FAILED", fg="red")
+    echo(f"parity {verdict} (fail on {report.fail_on}): {where}")

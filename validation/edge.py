@@ -9,13 +9,37 @@ TF 2.21) is named in its refusal.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import InputFileError
 
-__all__ = ["edge_readiness", "tflite_ops"]
+__all__ = ["EdgeReadiness", "edge_readiness", "tflite_ops"]
+
+
+@dataclass
+class EdgeReadiness:
+    """Whether one .tflite file runs on a standalone edge runtime, and why not.
+
+    Attributes:
+        ops: Every operator code: ``op``, ``version``, ``kind`` (builtin, flex, custom).
+        flex_ops: Ops that need TensorFlow's Flex delegate.
+        custom_ops: Ops that need the user's own kernels.
+        tflite_runtime_loads: Whether tflite-runtime loads it (``None``: not checked).
+        tflite_runtime_note: Its refusal, or why it was not checked.
+        ready: No Flex or custom op, and tflite-runtime does not refuse it.
+        problems: What stands in the way, one sentence each.
+    """
+
+    ops: list[dict[str, Any]]
+    flex_ops: list[str] = field(default_factory=list)
+    custom_ops: list[str] = field(default_factory=list)
+    tflite_runtime_loads: bool | None = None
+    tflite_runtime_note: str | None = None
+    ready: bool = False
+    problems: list[str] = field(default_factory=list)
 
 
 def tflite_ops(path: str | Path) -> list[dict[str, Any]]:
@@ -66,7 +90,7 @@ def _loads_on_tflite_runtime(artifact: Artifact) -> tuple[bool | None, str | Non
         return False, str(e)
 
 
-def edge_readiness(artifacts: list[Artifact]) -> dict[str, dict[str, Any]]:
+def edge_readiness(artifacts: list[Artifact]) -> dict[str, EdgeReadiness]:
     """Per .tflite artifact: ops, Flex and custom ops, tflite-runtime loadability, and a verdict."""
     out = {}
     for art in artifacts:
@@ -83,13 +107,13 @@ def edge_readiness(artifacts: list[Artifact]) -> dict[str, dict[str, Any]]:
             problems.append(f"needs custom kernels for {', '.join(custom)}")
         if loads is False:
             problems.append(why)
-        out[art.label] = {
-            "ops": ops,
-            "flex_ops": flex,
-            "custom_ops": custom,
-            "tflite_runtime_loads": loads,
-            "tflite_runtime_note": why,
-            "ready": not problems and loads is not False,
-            "problems": problems,
-        }
+        out[art.label] = EdgeReadiness(
+            ops=ops,
+            flex_ops=flex,
+            custom_ops=custom,
+            tflite_runtime_loads=loads,
+            tflite_runtime_note=why,
+            ready=not problems and loads is not False,
+            problems=problems,
+        )
     return out

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from onnxpipe.validation.metrics import fmt as _fmt
+from onnxpipe.validation.parity import ParityReport
 
 __all__ = ["render_html"]
 
@@ -97,26 +98,26 @@ def _hop_svg(rows: list[tuple[str, float | None, float | None]], width: int = 76
     return "".join(parts)
 
 
-def render_html(d: dict[str, Any]) -> str:
+def render_html(report: ParityReport) -> str:
     """The report as one HTML page."""
-    ref, inp = d["reference"], d["inputs"]
-    verdict = "PASSED" if d["passed"] else "FAILED"
-    colour = "#1a7f37" if d["passed"] else "#cf222e"
+    ref, inp = report.reference, report.inputs
+    verdict = "PASSED" if report.passed else "FAILED"
+    colour = "#1a7f37" if report.passed else "#cf222e"
     out = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>onnxpipe parity: {verdict}</title><style>{_CSS}</style></head><body>",
         f"<h1>Parity report <span style='background:{colour}'>{verdict}</span></h1>",
-        f"<p>Reference <b>{_e(ref['artifact'])}</b> on {_e(ref['runtime'])} ({_e(ref['device'])})"
-        + (f", validation accuracy {ref['accuracy']:.4f}" if ref.get("accuracy") is not None else "")
-        + (f". {_e(ref['note'])}" if ref.get("note") else "")
-        + f". Fail on: {_e(d['fail_on'])}.</p>",
+        f"<p>Reference <b>{_e(ref.artifact)}</b> on {_e(ref.runtime)} ({_e(ref.device)})"
+        + (f", validation accuracy {ref.accuracy:.4f}" if ref.accuracy is not None else "")
+        + (f". {_e(ref.note)}" if ref.note else "")
+        + f". Fail on: {_e(report.fail_on)}.</p>",
     ]
-    if d.get("first_failing_hop"):
-        out.append(f"<p><b>First failing hop: {_e(d['first_failing_hop'])}</b></p>")
+    if report.first_failing_hop:
+        out.append(f"<p><b>First failing hop: {_e(report.first_failing_hop)}</b></p>")
     out.append(
         "<p>Inputs: "
-        + ", ".join(f"{n} {_e(g)}" for g, n in inp["groups"].items())
-        + f"; batch {inp['batch']} and sweep {inp['sweep']}.</p>"
+        + ", ".join(f"{n} {_e(g)}" for g, n in inp.groups.items())
+        + f"; batch {inp.batch} and sweep {inp.sweep}.</p>"
     )
     out.append(
         "<h2>Summary</h2><table><tr><th>artifact</th><th>format</th><th>runtime</th><th>device</th><th>precision</th>"
@@ -124,30 +125,30 @@ def render_html(d: dict[str, Any]) -> str:
         "<th>vs parent</th><th>blame</th></tr>"
     )
     out.append(
-        f"<tr><td>{_e(ref['artifact'])} (reference)</td><td>{_e(ref['format'])}</td><td>{_e(ref['runtime'])}</td>"
-        f"<td>{_e(ref['device'])}</td><td>fp32</td><td>–</td><td>{_size(ref.get('size_bytes'))}</td>"
-        f"<td>{_fmt(ref.get('accuracy'), '.4f')}</td><td>{_fmt(ref.get('ms_per_sample'), '.4f')}</td><td>0</td><td>1</td><td>–</td><td>–</td></tr>"
+        f"<tr><td>{_e(ref.artifact)} (reference)</td><td>{_e(ref.format)}</td><td>{_e(ref.runtime)}</td>"
+        f"<td>{_e(ref.device)}</td><td>fp32</td><td>–</td><td>{_size(ref.size_bytes)}</td>"
+        f"<td>{_fmt(ref.accuracy, '.4f')}</td><td>{_fmt(ref.ms_per_sample, '.4f')}</td><td>0</td><td>1</td><td>–</td><td>–</td></tr>"
     )
-    for r in d["results"]:
-        m = r["metrics"] or {}
-        c = _STATUS_COLOUR.get(r["status"], "#57606a")
+    for r in report.results:
+        m = r.metrics
+        c = _STATUS_COLOUR.get(r.status, "#57606a")
         out.append(
-            f"<tr><td>{_e(r['artifact'])}</td><td>{_e(r['format'])}</td><td>{_e(r['runtime'])}</td><td>{_e(r['device'])}</td>"
-            f"<td>{_e(r['precision'])}</td><td style='color:{c};font-weight:600' title='{_e(r.get('message') or '')}'>{_e(r['status'])}</td>"
-            f"<td>{_size(r.get('size_bytes'))}</td><td>{_fmt(r.get('accuracy'), '.4f')}</td><td>{_fmt(r.get('ms_per_sample'), '.4f')}</td>"
-            f"<td>{_fmt(m.get('max_abs'))}</td><td>{_fmt(m.get('cosine'), '.6f')}</td>"
-            f"<td>{_fmt((r.get('vs_parent') or {}).get('max_abs'))}</td><td>{_e(r.get('blame') or '–')}</td></tr>"
+            f"<tr><td>{_e(r.artifact)}</td><td>{_e(r.format)}</td><td>{_e(r.runtime)}</td><td>{_e(r.device)}</td>"
+            f"<td>{_e(r.precision)}</td><td style='color:{c};font-weight:600' title='{_e(r.message or '')}'>{_e(r.status)}</td>"
+            f"<td>{_size(r.size_bytes)}</td><td>{_fmt(r.accuracy, '.4f')}</td><td>{_fmt(r.ms_per_sample, '.4f')}</td>"
+            f"<td>{_fmt(m and m.max_abs)}</td><td>{_fmt(m and m.cosine, '.6f')}</td>"
+            f"<td>{_fmt(r.vs_parent and r.vs_parent.max_abs)}</td><td>{_e(r.blame or '–')}</td></tr>"
         )
     out.append("</table>")
     hops, seen = [], set()
-    for r in d["results"]:
-        if r["device"] == "cpu" and r["metrics"] and r["artifact"] not in seen:
-            seen.add(r["artifact"])
+    for r in report.results:
+        if r.device == "cpu" and r.metrics and r.artifact not in seen:
+            seen.add(r.artifact)
             hops.append(
                 (
-                    f"{r['parent'] or '?'} → {r['artifact']}",
-                    (r.get("vs_parent") or {}).get("max_abs"),
-                    r["metrics"]["max_abs"],
+                    f"{r.parent or '?'} → {r.artifact}",
+                    r.vs_parent.max_abs if r.vs_parent else None,
+                    r.metrics.max_abs,
                 )
             )
     if hops:
@@ -159,35 +160,35 @@ def render_html(d: dict[str, Any]) -> str:
     out.append(
         "<h2>Error histograms (|candidate − reference|, per element)</h2><div class='plots' id='histograms'>"
     )
-    for r in d["results"]:
-        if r.get("histogram"):
-            c = _STATUS_COLOUR.get(r["status"], "#57606a")
+    for r in report.results:
+        if r.histogram:
+            c = _STATUS_COLOUR.get(r.status, "#57606a")
             out.append(
-                f"<div class='plot'><h3>{_e(r['artifact'])} · {_e(r['runtime'])}/{_e(r['device'])} · {_e(r['status'])}</h3>"
-                + _histogram_svg(r["histogram"], c)
+                f"<div class='plot'><h3>{_e(r.artifact)} · {_e(r.runtime)}/{_e(r.device)} · {_e(r.status)}</h3>"
+                + _histogram_svg(r.histogram, c)
                 + "</div>"
             )
     out.append("</div>")
-    readiness = d.get("edge_readiness") or {}
+    readiness = report.edge_readiness or {}
     if readiness:
         out.append(
             "<h2>Edge readiness</h2><table><tr><th>artifact</th><th>ready</th><th>ops</th><th>Flex / custom</th><th>tflite-runtime</th></tr>"
         )
         for name, e in readiness.items():
-            ops = ", ".join(f"{o['op']} v{o['version']}" for o in e["ops"])
-            colour = "#1a7f37" if e["ready"] else "#cf222e"
-            loads = {True: "loads", False: "refuses it", None: "not checked"}[e["tflite_runtime_loads"]]
-            special = ", ".join(e["flex_ops"] + e["custom_ops"]) or "–"
+            ops = ", ".join(f"{o['op']} v{o['version']}" for o in e.ops)
+            colour = "#1a7f37" if e.ready else "#cf222e"
+            loads = {True: "loads", False: "refuses it", None: "not checked"}[e.tflite_runtime_loads]
+            special = ", ".join(e.flex_ops + e.custom_ops) or "–"
             out.append(
-                f"<tr><td>{_e(name)}</td><td style='color:{colour};font-weight:600'>{'yes' if e['ready'] else 'no'}</td>"
-                f"<td style='text-align:left'>{_e(ops)}</td><td>{_e(special)}</td><td title='{_e(e['tflite_runtime_note'] or '')}'>{loads}</td></tr>"
+                f"<tr><td>{_e(name)}</td><td style='color:{colour};font-weight:600'>{'yes' if e.ready else 'no'}</td>"
+                f"<td style='text-align:left'>{_e(ops)}</td><td>{_e(special)}</td><td title='{_e(e.tflite_runtime_note or '')}'>{loads}</td></tr>"
             )
         out.append("</table>")
-    notes = [r for r in d["results"] if r.get("message")]
+    notes = [r for r in report.results if r.message]
     if notes:
         out.append("<h2>Notes</h2><ul>")
         out += [
-            f"<li><b>{_e(r['artifact'])}</b> on {_e(r['runtime'])}/{_e(r['device'])} ({_e(r['status'])}): {_e(r['message'])}</li>"
+            f"<li><b>{_e(r.artifact)}</b> on {_e(r.runtime)}/{_e(r.device)} ({_e(r.status)}): {_e(r.message)}</li>"
             for r in notes
         ]
         out.append("</ul>")

@@ -15,7 +15,7 @@ the first node whose output error exceeds the threshold and stays large in its c
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,10 +39,6 @@ class LayerError:
     input_error: float
     output_error: float | None
     fused: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 @dataclass
@@ -73,18 +69,9 @@ class LocateReport:
             f"inputs' relative error {x.input_error:.3g} -> output's {x.output_error:.3g}"
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "reference": self.reference,
-            "candidate": self.candidate,
-            "threshold": self.threshold,
-            "summary": self.summary(),
-            "located": self.located.to_dict() if self.located else None,
-            "fused_into_located": self.fused_into_located,
-            "worst_amplifier": self.worst_amplifier.to_dict() if self.worst_amplifier else None,
-            "layers": [x.to_dict() for x in self.layers],
-        }
+    def derived(self) -> dict[str, Any]:
+        """Written with the fields (``onnxpipe.models.records``): the one-line summary."""
+        return {"summary": self.summary()}
 
 
 def _relative(r: np.ndarray, c: np.ndarray) -> float:

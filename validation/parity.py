@@ -10,6 +10,7 @@ the first batch: the run-to-run noise is reported and a tolerance is never tight
 from __future__ import annotations
 
 import dataclasses
+import enum
 import itertools
 import logging
 import time
@@ -22,8 +23,11 @@ import numpy as np
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import EnvironmentProblem, InputFileError, UnknownNameError, UsageError
 from onnxpipe.models.fs import size_of
+from onnxpipe.models.records import Document
 from onnxpipe.models.spec import Tolerance
+from onnxpipe.validation.edge import EdgeReadiness
 from onnxpipe.validation.inputs import InputConfig, ValidationInputs, build_inputs
+from onnxpipe.validation.locate import LocateReport
 from onnxpipe.validation.metrics import Metrics, compare, error_histogram, worst
 from onnxpipe.validation.runtimes import RUNTIMES, RUNTIMES_BY_FORMAT, get_runtime
 from onnxpipe.validation.runtimes.base import ArtifactNotLoadable
@@ -31,8 +35,11 @@ from onnxpipe.validation.runtimes.base import ArtifactNotLoadable
 __all__ = [
     "DEVICES",
     "FAIL_ON",
+    "InputsUsed",
     "ParityReport",
     "ParityResult",
+    "ReferenceRun",
+    "Status",
     "ValidateOptions",
     "runtime_rows",
     "validate",
@@ -40,7 +47,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PASS, FAIL, UNAVAILABLE, ERROR = "pass", "fail", "unavailable", "error"
+
+class Status(enum.StrEnum):
+    """A result's verdict. ``unavailable`` (a runtime or device absent here) never fails a run."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    UNAVAILABLE = "unavailable"
+    ERROR = "error"
+
+
+PASS, FAIL, UNAVAILABLE, ERROR = Status.PASS, Status.FAIL, Status.UNAVAILABLE, Status.ERROR
 DEVICES = ("cpu", "cuda")
 #: ``any``: every failure counts; ``fp32``: only fp32 artifacts' failures count; ``none``: report only.
 FAIL_ON = ("any", "fp32", "none")
@@ -98,7 +115,7 @@ class ParityResult:
     runtime: str
     device: str
     precision: str
-    status: str
+    status: Status
     metrics: Metrics | None = None
     outputs: dict[str, Metrics] = field(default_factory=dict)
     groups: dict[str, Metrics] = field(default_factory=dict)
@@ -122,49 +139,55 @@ class ParityResult:
         """Whether this result is a failure (``fail`` or ``error``)."""
         return self.status in (FAIL, ERROR)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
 
-        def m(x: Metrics | None) -> dict | None:
-            return x.to_dict() if x else None
+@dataclass
+class ReferenceRun:
+    """How the reference ran: the outputs every candidate is judged against."""
 
-        return {
-            "artifact": self.artifact,
-            "format": self.format,
-            "runtime": self.runtime,
-            "device": self.device,
-            "precision": self.precision,
-            "status": self.status,
-            "metrics": m(self.metrics),
-            "outputs": {k: v.to_dict() for k, v in self.outputs.items()},
-            "groups": {k: v.to_dict() for k, v in self.groups.items()},
-            "tolerance": self.tolerance.to_dict() if self.tolerance else None,
-            "noise": self.noise,
-            "parent": self.parent,
-            "vs_parent": m(self.vs_parent),
-            "vs_cpu": m(self.vs_cpu),
-            "blame": self.blame,
-            "accuracy": self.accuracy,
-            "batch_sizes": self.batch_sizes,
-            "dynamic_axes": self.dynamic_axes,
-            "histogram": self.histogram,
-            "size_bytes": self.size_bytes,
-            "ms_per_sample": self.ms_per_sample,
-            "message": self.message,
-            "seconds": round(self.seconds, 4),
-        }
+    artifact: str
+    format: str
+    runtime: str
+    device: str
+    note: str | None = None
+    accuracy: float | None = None
+    noise: float | None = None
+    batch_sizes: list[int] = field(default_factory=list)
+    size_bytes: int | None = None
+    ms_per_sample: float | None = None
+    seconds: float = 0.0
 
 
 @dataclass
-class ParityReport:
-    """Every result of one validation run. Truthy when it passes under its ``fail_on`` rule."""
+class InputsUsed:
+    """What every artifact was fed: input groups and sizes, batch, the batch-size sweep, the seed."""
 
-    reference: dict[str, Any]
-    inputs: dict[str, Any]
+    source: str
+    groups: dict[str, int]
+    samples: int
+    value_range: list[float]
+    batch: int
+    sweep: list[int]
+    sweep_inputs: int
+    seed: int
+
+
+@dataclass
+class ParityReport(Document):
+    """Every result of one validation run (``parity.json``). Truthy when it passes under ``fail_on``.
+
+    Written with :meth:`write` and read back with :meth:`read` into these same classes; the
+    verdict, the first failing hop and the counts are written too, and recomputed on reading.
+    """
+
+    KIND = "parity report"
+    SCHEMA_VERSION = 1
+
+    reference: ReferenceRun
+    inputs: InputsUsed
     results: list[ParityResult]
     fail_on: str = "any"
-    locate: list[dict[str, Any]] | None = None
-    edge_readiness: dict[str, dict[str, Any]] | None = None
+    locate: list[LocateReport] | None = None
+    edge_readiness: dict[str, EdgeReadiness] | None = None
 
     @property
     def failures(self) -> list[ParityResult]:
@@ -183,22 +206,16 @@ class ParityReport:
         """The blame of the first failing result, in lineage order."""
         return next((r.blame for r in self.results if r.failed and r.blame), None)
 
+    def counts(self) -> dict[Status, int]:
+        """How many results have each status."""
+        return {s: sum(r.status == s for r in self.results) for s in Status}
+
     def __bool__(self) -> bool:
         return self.passed
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``passed``, ``fail_on``, ``first_failing_hop``, ``reference``, ``inputs``, ``results``."""
-        return {
-            "passed": self.passed,
-            "fail_on": self.fail_on,
-            "first_failing_hop": self.first_failing_hop,
-            "counts": {s: sum(r.status == s for r in self.results) for s in (PASS, FAIL, ERROR, UNAVAILABLE)},
-            "reference": self.reference,
-            "inputs": self.inputs,
-            "results": [r.to_dict() for r in self.results],
-            "locate": self.locate,
-            "edge_readiness": self.edge_readiness,
-        }
+    def derived(self) -> dict[str, Any]:
+        """Written for other tools beside the fields: ``passed``, ``first_failing_hop``, ``counts``."""
+        return {"passed": self.passed, "first_failing_hop": self.first_failing_hop, "counts": self.counts()}
 
 
 def _padded(call: Callable, inputs: ValidationInputs, start: int, stop: int, size: int | None) -> dict:
@@ -466,29 +483,29 @@ def validate(
         readiness = edge_readiness(tflites)
     return ParityReport(
         edge_readiness=readiness,
-        reference={
-            "artifact": reference.label,
-            "format": str(reference.format),
-            "runtime": ref_runtime.name,
-            "device": "cpu",
-            "note": ref_note,
-            "accuracy": _accuracy(ref.main, inputs, reference),
-            "noise": ref.noise,
-            "batch_sizes": ref.batch_sizes,
-            "size_bytes": size_of(reference.path),
-            "ms_per_sample": 1000 * ref.inference_seconds / max(ref.rows, 1),
-            "seconds": round(ref_seconds, 4),
-        },
-        inputs={
-            "source": inputs.source,
-            "groups": {g: b - a for g, (a, b) in inputs.groups.items()},
-            "samples": inputs.n_samples,
-            "value_range": list(spec.value_range),
-            "batch": options.inputs.batch,
-            "sweep": list(options.inputs.sweep),
-            "sweep_inputs": min(options.inputs.sweep_inputs, len(inputs)),
-            "seed": options.inputs.seed,
-        },
+        reference=ReferenceRun(
+            artifact=reference.label,
+            format=str(reference.format),
+            runtime=ref_runtime.name,
+            device="cpu",
+            note=ref_note,
+            accuracy=_accuracy(ref.main, inputs, reference),
+            noise=ref.noise,
+            batch_sizes=ref.batch_sizes,
+            size_bytes=size_of(reference.path),
+            ms_per_sample=1000 * ref.inference_seconds / max(ref.rows, 1),
+            seconds=round(ref_seconds, 4),
+        ),
+        inputs=InputsUsed(
+            source=inputs.source,
+            groups={g: b - a for g, (a, b) in inputs.groups.items()},
+            samples=inputs.n_samples,
+            value_range=[float(v) for v in spec.value_range],
+            batch=options.inputs.batch,
+            sweep=list(options.inputs.sweep),
+            sweep_inputs=min(options.inputs.sweep_inputs, len(inputs)),
+            seed=options.inputs.seed,
+        ),
         results=results,
         fail_on=options.fail_on,
     )

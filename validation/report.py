@@ -3,77 +3,70 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from onnxpipe.models.fs import atomic_path, write_json
+from onnxpipe.models.fs import atomic_path
+from onnxpipe.models.spec import Tolerance
 from onnxpipe.validation.metrics import fmt as _fmt
 from onnxpipe.validation.parity import ParityReport
 
 __all__ = ["render_markdown", "write_reports"]
 
 
-def _tolerance(t: dict | None) -> str:
-    return f"{t['atol']:.3g} / {t['rtol']:g} / {t['min_cosine']} / {_fmt(t['min_top1'], 'g')}" if t else "–"
+def _tolerance(t: Tolerance | None) -> str:
+    return f"{t.atol:.3g} / {t.rtol:g} / {t.min_cosine} / {_fmt(t.min_top1, 'g')}" if t else "–"
 
 
-def render_markdown(report: ParityReport | dict[str, Any]) -> str:
+def render_markdown(report: ParityReport) -> str:
     """Markdown summary: verdict, blamed hop, reference, inputs, one row per result, notes."""
-    d = report.to_dict() if isinstance(report, ParityReport) else report
-    ref, inp = d["reference"], d["inputs"]
-    lines = [f"# Parity report: {'PASSED' if d['passed'] else 'FAILED'} (fail on: {d['fail_on']})", ""]
-    if d.get("first_failing_hop"):
-        lines += [f"**First failing hop: {d['first_failing_hop']}**", ""]
-    counts = ", ".join(f"{v} {k}" for k, v in d.get("counts", {}).items() if v)
+    ref, inp = report.reference, report.inputs
+    lines = [f"# Parity report: {'PASSED' if report.passed else 'FAILED'} (fail on: {report.fail_on})", ""]
+    if report.first_failing_hop:
+        lines += [f"**First failing hop: {report.first_failing_hop}**", ""]
+    counts = ", ".join(f"{v} {k}" for k, v in report.counts().items() if v)
     lines += [
         f"Results: {counts}.",
         "",
-        f"Reference: `{ref['artifact']}` on {ref['runtime']} ({ref['device']})"
-        + (f", validation accuracy {ref['accuracy']:.4f}" if ref.get("accuracy") is not None else "")
-        + f", run-to-run noise {_fmt(ref.get('noise'))}."
-        + (f" Note: {ref['note']}." if ref.get("note") else ""),
+        f"Reference: `{ref.artifact}` on {ref.runtime} ({ref.device})"
+        + (f", validation accuracy {ref.accuracy:.4f}" if ref.accuracy is not None else "")
+        + f", run-to-run noise {_fmt(ref.noise)}."
+        + (f" Note: {ref.note}." if ref.note else ""),
         "",
-        "Inputs: " + ", ".join(f"{n} {g}" for g, n in inp["groups"].items()) + f" (from the {inp['source']}; "
-        f"random and edge cases over {inp['value_range']}, seed {inp['seed']}); every input at batch "
-        f"{inp['batch']}, and the first {inp['sweep_inputs']} at batch sizes {inp['sweep']}.",
+        "Inputs: " + ", ".join(f"{n} {g}" for g, n in inp.groups.items()) + f" (from the {inp.source}; "
+        f"random and edge cases over {inp.value_range}, seed {inp.seed}); every input at batch "
+        f"{inp.batch}, and the first {inp.sweep_inputs} at batch sizes {inp.sweep}.",
         "",
         "| artifact | runtime | device | precision | status | max abs | max rel | mean abs | cosine | SNR dB "
         "| top-1 | accuracy | noise | vs parent (max abs) | tolerance (atol / rtol / cos / top-1) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in d["results"]:
-        m, p = r["metrics"] or {}, r["vs_parent"]
-        snr = ("∞" if m.get("snr_db") is None else _fmt(m["snr_db"], ".1f")) if m else "–"
-        parent = f"{_fmt(p['max_abs'])} vs `{r['parent']}`" if p else "–"
+    for r in report.results:
+        m, p = r.metrics, r.vs_parent
+        snr = ("∞" if m.snr_db is None else _fmt(m.snr_db, ".1f")) if m else "–"
+        parent = f"{_fmt(p.max_abs)} vs `{r.parent}`" if p else "–"
         lines.append(
-            f"| `{r['artifact']}` | {r['runtime']} | {r['device']} | {r['precision']} | **{r['status']}** "
-            f"| {_fmt(m.get('max_abs'))} | {_fmt(m.get('max_rel'))} | {_fmt(m.get('mean_abs'))} "
-            f"| {_fmt(m.get('cosine'), '.6f')} | {snr} | {_fmt(m.get('top1_agreement'), '.4f')} "
-            f"| {_fmt(r['accuracy'], '.4f')} | {_fmt(r.get('noise'))} | {parent} | {_tolerance(r['tolerance'])} |"
+            f"| `{r.artifact}` | {r.runtime} | {r.device} | {r.precision} | **{r.status}** "
+            f"| {_fmt(m and m.max_abs)} | {_fmt(m and m.max_rel)} | {_fmt(m and m.mean_abs)} "
+            f"| {_fmt(m and m.cosine, '.6f')} | {snr} | {_fmt(m and m.top1_agreement, '.4f')} "
+            f"| {_fmt(r.accuracy, '.4f')} | {_fmt(r.noise)} | {parent} | {_tolerance(r.tolerance)} |"
         )
     notes = []
-    for r in d["results"]:
-        where = f"`{r['artifact']}` on {r['runtime']}/{r['device']}"
-        if r.get("blame"):
-            notes.append(f"- {where}: blamed hop **{r['blame']}**")
-        if r.get("message"):
-            notes.append(f"- {where} ({r['status']}): {r['message']}")
-        static = {
-            k: v
-            for k, axes in (r.get("dynamic_axes") or {}).items()
-            for k2, v in axes.items()
-            if v != "dynamic"
-        }
+    for r in report.results:
+        where = f"`{r.artifact}` on {r.runtime}/{r.device}"
+        if r.blame:
+            notes.append(f"- {where}: blamed hop **{r.blame}**")
+        if r.message:
+            notes.append(f"- {where} ({r.status}): {r.message}")
+        static = {k: v for k, axes in r.dynamic_axes.items() for v in axes.values() if v != "dynamic"}
         if static:
-            notes.append(f"- {where}: dynamic axes made static: {static}; run at batch {r['batch_sizes']}")
-        groups = r.get("groups") or {}
-        if r["status"] == "fail" and groups:
+            notes.append(f"- {where}: dynamic axes made static: {static}; run at batch {r.batch_sizes}")
+        if r.status == "fail" and r.groups:
             notes.append(
                 f"- {where}: max abs by input group: "
-                + ", ".join(f"{g} {_fmt(v['max_abs'])}" for g, v in groups.items())
+                + ", ".join(f"{g} {_fmt(v.max_abs)}" for g, v in r.groups.items())
             )
     if notes:
         lines += ["", "## Notes", "", *notes]
-    readiness = d.get("edge_readiness") or {}
+    readiness = report.edge_readiness or {}
     if readiness:
         lines += [
             "",
@@ -83,54 +76,48 @@ def render_markdown(report: ParityReport | dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for name, e in readiness.items():
-            ops = ", ".join(f"{o['op']} v{o['version']}" for o in e["ops"])
-            loads = {True: "yes", False: "no", None: "not checked"}[e["tflite_runtime_loads"]]
+            ops = ", ".join(f"{o['op']} v{o['version']}" for o in e.ops)
+            loads = {True: "yes", False: "no", None: "not checked"}[e.tflite_runtime_loads]
             lines.append(
-                f"| `{name}` | {'yes' if e['ready'] else '**no**'} | {ops} | {', '.join(e['flex_ops']) or '–'} "
-                f"| {', '.join(e['custom_ops']) or '–'} | {loads} |"
+                f"| `{name}` | {'yes' if e.ready else '**no**'} | {ops} | {', '.join(e.flex_ops) or '–'} "
+                f"| {', '.join(e.custom_ops) or '–'} | {loads} |"
             )
-        lines += [f"- `{name}`: {p}" for name, e in readiness.items() for p in e["problems"]]
+        lines += [f"- `{name}`: {p}" for name, e in readiness.items() for p in e.problems]
         lines += [
-            f"- `{name}`: {e['tflite_runtime_note']}"
+            f"- `{name}`: {e.tflite_runtime_note}"
             for name, e in readiness.items()
-            if e["tflite_runtime_loads"] is None
+            if e.tflite_runtime_loads is None
         ]
-    for found in d.get("locate") or []:
+    for found in report.locate or []:
         lines += [
             "",
-            f"## Layer-wise search: `{found['reference']}` vs `{found['candidate']}`",
+            f"## Layer-wise search: `{found.reference}` vs `{found.candidate}`",
             "",
-            f"**{found['summary']}**",
+            f"**{found.summary()}**",
             "",
         ]
         lines += [
             "| node | op | output | matched candidate tensor | layout | input error | output error | |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for x in found["layers"]:
-            mark = (
-                "fused"
-                if x["fused"]
-                else ("**located**" if found["located"] and x["output"] == found["located"]["output"] else "")
-            )
+        for x in found.layers:
+            located = found.located is not None and x.output == found.located.output
+            mark = "fused" if x.fused else ("**located**" if located else "")
             lines.append(
-                f"| `{x['node']}` | {x['op_type']} | `{x['output']}` | `{(x['matched'] or '–')[:60]}` | {x['layout'] or '–'} "
-                f"| {_fmt(x['input_error'])} | {_fmt(x['output_error'])} | {mark} |"
+                f"| `{x.node}` | {x.op_type} | `{x.output}` | `{(x.matched or '–')[:60]}` | {x.layout or '–'} "
+                f"| {_fmt(x.input_error)} | {_fmt(x.output_error)} | {mark} |"
             )
     return "\n".join(lines) + "\n"
 
 
-def write_reports(
-    report: ParityReport | dict[str, Any], out_dir: str | Path, extra: dict[str, Any] | None = None
-) -> list[Path]:
+def write_reports(report: ParityReport, out_dir: str | Path) -> list[Path]:
     """Write ``parity.json``, ``parity.md`` and ``report.html`` into ``out_dir`` atomically."""
     from onnxpipe.validation.html import render_html
 
     out_dir = Path(out_dir)
-    data = (report.to_dict() if isinstance(report, ParityReport) else dict(report)) | (extra or {})
     paths = [out_dir / "parity.json", out_dir / "parity.md", out_dir / "report.html"]
-    write_json(paths[0], data)
-    for path, text in ((paths[1], render_markdown(data)), (paths[2], render_html(data))):
+    report.write(paths[0])
+    for path, text in ((paths[1], render_markdown(report)), (paths[2], render_html(report))):
         with atomic_path(path) as tmp:
             tmp.write_text(text)
     return paths

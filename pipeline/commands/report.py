@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -17,17 +16,13 @@ def command(run_dir: Path) -> None:
     """
     from onnxpipe.models.errors import InputFileError
     from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.validation.parity import ParityReport
     from onnxpipe.validation.report import write_reports
 
     path = run_dir / "parity.json"
     if not path.is_file():
         raise InputFileError(path, "no such file (run `onnxpipe validate` first)")
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or "results" not in data or "reference" not in data:
-            raise ValueError("expected keys 'reference' and 'results'")
-        with RunDir(run_dir).lock():
-            write_reports(data, run_dir)
-    except (ValueError, KeyError, TypeError) as e:
-        raise InputFileError(path, f"not an onnxpipe parity report ({type(e).__name__}: {e})") from e
+    report = ParityReport.read(path)  # a clear error for a file that is not a parity report
+    with RunDir(run_dir).lock():
+        write_reports(report, run_dir)
     click.echo(f"wrote {run_dir / 'parity.md'} and {run_dir / 'report.html'}")

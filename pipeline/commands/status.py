@@ -25,17 +25,17 @@ def command(run_dir: Path) -> None:
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise InputFileError(run.path, "no such run directory")
-    stages = run.manifest()["stages"]
+    stages = run.manifest().stages
     stale = False
     for stage in [*STAGES, *sorted(s for s in stages if s not in STAGES)]:
         if stage not in stages:
             click.echo(f"{stage:<9} not run")
             continue
         reason = run.stale_reason(stage)
-        finished = stages[stage].get("finished", "?")
+        finished = stages[stage].finished
         if reason is None:
             click.echo(
-                f"{stage:<9} {click.style('up to date', fg='green')}  (finished {finished}, {stages[stage]['seconds']} s)"
+                f"{stage:<9} {click.style('up to date', fg='green')}  (finished {finished}, {stages[stage].seconds} s)"
             )
         else:
             stale = True

@@ -33,11 +33,11 @@ def run_validation(
 
     report = validate_stage(reference, candidates, out, options, say, locate_threshold, force)
     echo_parity(report, ", ".join(str(out / n) for n in ("parity.json", "parity.md", "report.html")))
-    missing = [r for r in report["results"] if r["device"] == "cuda" and r["status"] == "unavailable"]
+    missing = [r for r in report.results if r.device == "cuda" and r.status == "unavailable"]
     if strict_device and missing:
-        where = "; ".join(f"{r['artifact']} on {r['runtime']}: {r['message']}" for r in missing)
+        where = "; ".join(f"{r.artifact} on {r.runtime}: {r.message}" for r in missing)
         raise EnvironmentProblem(f"--strict-device: CUDA was asked for but not attached: {where}")
-    return report["passed"]
+    return report.passed
 
 
 def _trust_run_class(run, class_ref: str, user: dict) -> None:

@@ -11,7 +11,13 @@ from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import ConversionError
 from onnxpipe.models.fs import sha256_path
 from onnxpipe.models.spec import ModelSpec, TensorSpec
-from onnxpipe.pipeline.backends import BackendRow, Comparison, keep_best, render_comparison_markdown
+from onnxpipe.pipeline.backends import (
+    BackendRow,
+    Comparison,
+    RowStatus,
+    keep_best,
+    render_comparison_markdown,
+)
 from tests.conftest import onnxpipe, requires_env
 
 needs_legacy = requires_env(LEGACY_PYTHON, "setup-legacy")
@@ -93,6 +99,8 @@ def test_compare_then_auto_on_the_cnn(cnn_copy):
         (a, b) for a in ("saved_model", "model_fp32.tflite") for b in ("onnx2tf", "onnx-tf")
     }
     assert all(r["size_bytes"] > 0 and r["ms_per_sample"] > 0 and not r["kept"] for r in table["rows"])
+    comparison = Comparison.read(cnn_copy / "backends.json")  # the typed reader gives the rows back
+    assert [r.status for r in comparison.rows] == [RowStatus.PASS] * 4 and comparison.to_json() == table
 
     proc = onnxpipe("convert", ckpt, "--backend", "auto", "--precision", "fp32", check=True)
     manifest = json.loads((cnn_copy / "manifest.json").read_text())

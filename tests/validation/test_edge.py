@@ -67,7 +67,7 @@ def test_a_model_that_needs_flex_ops_is_flagged(cnn_run, tmp_path):
     from onnxpipe.models.artifact import Artifact, Format
 
     (readiness,) = edge_readiness([Artifact(path, Format.TFLITE, spec)]).values()
-    assert readiness["flex_ops"] == ["FlexMatrixInverse"]
-    assert readiness["ready"] is False and readiness["tflite_runtime_loads"] is False
-    assert any("Flex delegate for FlexMatrixInverse" in p for p in readiness["problems"])
-    assert "not supported by this interpreter" in readiness["tflite_runtime_note"]
+    assert readiness.flex_ops == ["FlexMatrixInverse"]
+    assert readiness.ready is False and readiness.tflite_runtime_loads is False
+    assert any("Flex delegate for FlexMatrixInverse" in p for p in readiness.problems)
+    assert "not supported by this interpreter" in readiness.tflite_runtime_note

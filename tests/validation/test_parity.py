@@ -84,6 +84,13 @@ def test_a_perturbed_onnx_weight_is_caught_and_its_hop_named(cnn_copy):
     # The TF artifacts were converted from the good ONNX file: they pass, so the broken hop stands out.
     assert rows[("model_fp32.tflite", "ai-edge-litert")].status == "pass"
     assert "First failing hop: checkpoint.pt -> model.onnx" in render_markdown(report)
+    # parity.json reads back into the same objects, and renders the same.
+    path = report.write(cnn_copy / "parity.json")
+    again = ParityReport.read(path)
+    assert again == report and not again.passed and again.first_failing_hop == report.first_failing_hop
+    assert render_markdown(again) == render_markdown(report)
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == ParityReport.SCHEMA_VERSION and data["kind"] == "parity report"
 
 
 def test_a_wrong_file_in_a_later_hop_is_blamed_on_that_hop(cnn_copy):
@@ -145,8 +152,8 @@ def test_onnx_reference_that_onnxruntime_cannot_load_runs_on_the_reference_evalu
         inputs=InputConfig(random=8, batch=4, sweep=(1,)), devices=("cpu",), runtimes=("onnx-reference",)
     )
     report = validate(ref, [ref], opts)
-    assert report.reference["runtime"] == "onnx-reference"
-    assert "onnxruntime could not load it" in report.reference["note"]
+    assert report.reference.runtime == "onnx-reference"
+    assert "onnxruntime could not load it" in report.reference.note
     assert report.results[0].status == "pass" and report.results[0].metrics.max_abs == 0
 
 
@@ -156,7 +163,7 @@ def test_fail_on_decides_which_failures_count():
         ParityResult("b.tflite", "tflite", "ai-edge-litert", "cpu", "fp32", "pass"),
         ParityResult("c.onnx", "onnx", "onnxruntime", "cuda", "fp32", "unavailable"),
     ]
-    verdicts = {f: ParityReport({}, {}, results, fail_on=f).passed for f in ("any", "fp32", "none")}
+    verdicts = {f: ParityReport(None, None, results, fail_on=f).passed for f in ("any", "fp32", "none")}
     assert verdicts == {"any": False, "fp32": True, "none": True}
     results[1].status = "error"
     assert not ParityReport({}, {}, results, fail_on="fp32").passed
@@ -202,3 +209,22 @@ def test_reference_that_no_runtime_can_run_is_a_usage_error(tmp_path):
         match=r"unknown_op\.onnx: the reference does not run on onnx-reference \(onnxruntime could not load it",
     ):
         validate(ref, [ref], SMALL)
+
+
+def test_a_parity_report_from_a_newer_onnxpipe_or_of_another_kind_is_refused_with_the_reason(
+    cnn_run, tmp_path
+):
+    from onnxpipe.models.errors import InputFileError
+
+    data = json.loads((cnn_run / "parity.json").read_text())
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(data | {"schema_version": ParityReport.SCHEMA_VERSION + 1}))
+    with pytest.raises(InputFileError, match="written by a newer onnxpipe"):
+        ParityReport.read(newer)
+    bad = tmp_path / "bad.json"
+    data["results"][0]["status"] = "maybe"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputFileError, match=r"results\[0\]\.status: 'maybe' is not one of 'pass'"):
+        ParityReport.read(bad)
+    with pytest.raises(InputFileError, match="is an onnxpipe manifest, not a parity report"):
+        ParityReport.read(cnn_run / "manifest.json")
