@@ -160,7 +160,7 @@ class Document:
         try:
             return _dataclass(cls, data, "")
         except RecordError as e:
-            raise InputFileError(where, f"not a valid onnxpipe {cls.KIND} ({e})") from e
+            raise InputFileError(where, f"not an onnxpipe {cls.KIND} ({e})") from e
 
     @classmethod
     def read(cls: type[D], path: str | Path) -> D:
