@@ -3,10 +3,14 @@
 The routes are the registered ones (:data:`onnxpipe.converters.route.ROUTES`), in registry order.
 Each route (backend) converts into its own run directory (``backends/<backend>/``, with its own manifest
 and parity reports), and each result is validated against the same reference. The comparison is
-one row per (artifact, backend): parity, worst error, size, latency. ``auto`` then keeps, per
-artifact, the one that passed parity (the faster when both did) and copies it into the run
-directory; an artifact that no backend made pass is not kept. Each converter has silent failure
-modes of its own, so nothing is kept on a converter's word: only on validation's.
+one row per (artifact, backend): parity, worst error, size, latency, Flex ops, and the seconds the
+attempt took. ``auto`` is a planner: it tries the routes in order and stops once every artifact
+asked for has passed validation with builtin TFLite ops only (``prefer="fastest"`` tries them all);
+then it keeps, per artifact, the first that passed (or the fastest), a builtin-only TFLite file
+before one that needs Flex ops, and copies it into the run directory. Artifacts are independent: a
+route's validated SavedModel is kept even when its TFLite file failed. An artifact that no route
+made pass is not kept. Each converter has silent failure modes of its own, so nothing is kept on a
+converter's word: only on validation's.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ from onnxpipe.models.records import NOT_WRITTEN, Document
 from onnxpipe.pipeline.artifacts import resolve_artifact
 from onnxpipe.pipeline.rundir import RunDir
 from onnxpipe.pipeline.stages import convert_onnx_stage, source_onnx, validate_stage
+from onnxpipe.validation.edge import tflite_ops
 from onnxpipe.validation.metrics import fmt
 from onnxpipe.validation.parity import ParityReport, Status, ValidateOptions
 
 __all__ = [
+    "PREFER",
     "BackendRow",
     "Comparison",
     "RowStatus",
@@ -41,6 +47,9 @@ __all__ = [
     "keep_best",
     "render_comparison_markdown",
 ]
+
+#: What ``auto`` keeps among the artifacts that passed: the first route's, or the fastest.
+PREFER = ("first", "fastest")
 
 #: The runtime whose latency stands for each format in the table.
 _LATENCY_RUNTIME = {Format.TF_SAVED_MODEL: "tensorflow", Format.TFLITE: "ai-edge-litert"}
@@ -72,6 +81,10 @@ class BackendRow:
         ms_per_sample: Latency on ``runtime`` over the validation batches.
         runtime: The runtime the latency was measured on.
         message: Why it failed or was not made.
+        kept: Whether ``auto`` kept it.
+        why: Why it was kept, or why none was.
+        flex_ops: The Flex ops a TFLite file needs (none: builtin ops only).
+        seconds: The route's whole attempt: export, convert and validate.
     """
 
     artifact: str
@@ -85,6 +98,8 @@ class BackendRow:
     message: str = ""
     kept: bool = False
     why: str = ""
+    flex_ops: list[str] = field(default_factory=list)
+    seconds: float | None = None
 
 
 @dataclass
@@ -103,6 +118,8 @@ class Comparison(Document):
     artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict, metadata=NOT_WRITTEN)
     #: backend -> the ONNX file it converted.
     onnx: dict[str, Artifact] = field(default_factory=dict, metadata=NOT_WRITTEN)
+    #: Routes the planner did not try -> why (an earlier route passed everything).
+    not_tried: dict[str, str] = field(default_factory=dict)
 
     def names(self) -> list[str]:
         """Artifact names, in the order they were asked for."""
@@ -134,9 +151,21 @@ def _rows(report: ParityReport, artifacts: Sequence[Artifact], backend: str) -> 
                 runtime=primary.runtime if primary else None,
                 message="; ".join(f"{r.runtime}: {r.message}" for r in failed[:2])
                 or ("no runtime could run it" if not ran else ""),
+                flex_ops=sorted(
+                    {o["op"] for o in tflite_ops(art.path) if o["kind"] == "flex"}
+                    if art.format is Format.TFLITE
+                    else set()
+                ),
             )
         )
     return rows
+
+
+def _settled(rows: Sequence[BackendRow], wanted: Sequence[str]) -> bool:
+    """Whether every wanted artifact has passed, a TFLite file with builtin ops only."""
+    return all(
+        any(r.artifact == n and r.status == RowStatus.PASS and not r.flex_ops for r in rows) for n in wanted
+    )
 
 
 def compare_backends(
@@ -148,20 +177,30 @@ def compare_backends(
     force: bool = False,
     on_progress: Callable[[str], None] = _quiet,
     backends: Sequence[str] | None = None,
+    until_passed: bool = False,
 ) -> Comparison:
     """Convert ``source`` with every backend into ``out_dir/backends/<backend>/`` and validate each.
 
-    ``backends``: the routes to try, default every registered one. A route that cannot convert,
-    is not installed or does not make what is asked gets ``not made`` rows with the reason; the
-    others go on. Writes ``backends.json`` and ``backends.md`` into ``out_dir``.
+    ``backends``: the routes to try, in order, default every registered one. A route that cannot
+    convert, is not installed or does not make what is asked gets ``not made`` rows with the reason;
+    the others go on. With ``until_passed``, the routes after the first that leaves every artifact
+    passed (TFLite with builtin ops only) are not tried (``Comparison.not_tried``). Writes
+    ``backends.json`` and ``backends.md`` into ``out_dir``.
     """
     backends = list(backends or ROUTES.names())
     run = RunDir(out_dir).prepare()
     comparison = Comparison(Path(source).name)  # the checkpoint, or the ONNX file both backends convert
     rows: list[BackendRow] = []
     checkpoint: Artifact | None = None
-    for backend in backends:
+    for i, backend in enumerate(backends):
+        if until_passed and _settled(rows, _wanted(options)):
+            first = next(r.backend for r in rows if r.status == RowStatus.PASS)
+            for later in backends[i:]:
+                comparison.not_tried[later] = f"every artifact passed before it ({first})"
+            on_progress(f"planner: every artifact passed; not tried: {', '.join(backends[i:])}")
+            break
         on_progress(f"backend {backend}")
+        t0 = time.perf_counter()
         sub = RunDir(run.path / "backends" / backend)
         route = ROUTES.get(backend)
         reason = route.unavailable_reason()  # before anything is exported for it
@@ -177,9 +216,11 @@ def compare_backends(
             made = convert_onnx_stage(onnx, sub, options, backend, force, on_progress)
         except (ConversionError, EnvironmentProblem, ExportError) as e:
             reason = str(e).splitlines()[0]
-            on_progress(f"backend {backend}: not made: {reason}")
+            seconds = time.perf_counter() - t0
+            on_progress(f"backend {backend}: not made ({seconds:.1f} s): {reason}")
             rows += [
-                BackendRow(name, backend, RowStatus.NOT_MADE, message=reason) for name in _wanted(options)
+                BackendRow(name, backend, RowStatus.NOT_MADE, message=reason, seconds=seconds)
+                for name in _wanted(options)
             ]
             continue
         if exported:
@@ -187,7 +228,13 @@ def compare_backends(
         reference = checkpoint if exported else onnx
         candidates = [onnx, *made] if exported else made
         report = validate_stage(reference, candidates, sub.path, validate_options, on_progress, force=force)
-        rows += _rows(report, made, backend)
+        seconds = time.perf_counter() - t0
+        rows += [dataclasses.replace(r, seconds=seconds) for r in _rows(report, made, backend)]
+        on_progress(
+            f"backend {backend}: "
+            + ", ".join(f"{r.artifact} {r.status}" for r in rows if r.backend == backend)
+            + f" ({seconds:.1f} s)"
+        )
         comparison.artifacts.update({(a.label, backend): a for a in made})
         comparison.onnx[backend] = onnx
     order = {name: i for i, name in enumerate(_wanted(options))}
@@ -201,24 +248,43 @@ def _speed(row: BackendRow) -> float:
     return row.ms_per_sample if row.ms_per_sample is not None else math.inf
 
 
-def _choose(rows: list[BackendRow]) -> tuple[BackendRow | None, str]:
-    """The row to keep among one artifact's rows, and why (or why none)."""
+def _choose(rows: list[BackendRow], prefer: str = "first") -> tuple[BackendRow | None, str]:
+    """The row to keep among one artifact's rows (in route order), and why (or why none).
+
+    Only rows that passed count; among TFLite files, builtin ops only beat Flex ops; then the first
+    route's, or with ``prefer="fastest"`` the fastest.
+    """
     passed = [r for r in rows if r.status == RowStatus.PASS]
     others = "; ".join(f"{r.backend}: {r.status}{' (' + r.message + ')' if r.message else ''}" for r in rows)
     if not passed:
         return None, f"no backend's artifact passed parity ({others})"
-    best = min(passed, key=_speed)
+    builtin = [r for r in passed if not r.flex_ops]
+    flex_note = ""
+    if builtin and len(builtin) < len(passed):
+        flex_note = "; " + ", ".join(
+            f"{r.backend}'s needs Flex ops ({', '.join(r.flex_ops)})" for r in passed if r.flex_ops
+        )
+    elif not builtin:
+        flex_note = f"; it needs Flex ops ({', '.join(passed[0].flex_ops)}): no route made one without"
+    pool = builtin or passed
     if len(passed) == 1:
-        return best, f"only {best.backend}'s passed parity ({others})"
-    rest = ", ".join(f"{r.backend} {fmt(r.ms_per_sample)}" for r in passed if r is not best)
+        return passed[0], f"only {passed[0].backend}'s passed parity ({others}){flex_note}"
+    if prefer == "first" or len(pool) == 1:
+        best = pool[0]
+        return best, f"{best.backend}'s passed parity first ({others}){flex_note}"
+    best = min(pool, key=_speed)
+    rest = ", ".join(f"{r.backend} {fmt(r.ms_per_sample)}" for r in pool if r is not best)
     return best, (
         f"all passed parity; {best.backend} is the fastest on {best.runtime} "
-        f"({fmt(best.ms_per_sample)} ms/sample vs {rest})"
+        f"({fmt(best.ms_per_sample)} ms/sample vs {rest}){flex_note}"
     )
 
 
 def keep_best(
-    comparison: Comparison, out_dir: Path, on_progress: Callable[[str], None] = _quiet
+    comparison: Comparison,
+    out_dir: Path,
+    on_progress: Callable[[str], None] = _quiet,
+    prefer: str = "fastest",
 ) -> list[Artifact]:
     """Copy, per artifact, the validated best backend's file into ``out_dir`` and record it.
 
@@ -235,7 +301,7 @@ def keep_best(
     kept_from: dict[str, str] = {}
     for name in comparison.names():
         rows = [r for r in comparison.rows if r.artifact == name]
-        best, why = _choose(rows)
+        best, why = _choose(rows, prefer)
         if best is None:
             refused.append(f"{name}: {why}")
             on_progress(f"auto: {name} not kept: {why}")
@@ -272,8 +338,8 @@ def render_comparison_markdown(comparison: Comparison) -> str:
     lines = [
         f"# Backends compared (reference: {comparison.reference})",
         "",
-        "| artifact | backend | parity | max abs | min cosine | size | ms/sample | kept |",
-        "|---|---|---|---|---|---|---|---|",
+        "| artifact | backend | parity | max abs | min cosine | size | ms/sample | kept | Flex ops | attempt (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in comparison.rows:
         size = f"{r.size_bytes / 1024:.1f} KiB" if r.size_bytes else fmt(None)
@@ -281,12 +347,15 @@ def render_comparison_markdown(comparison: Comparison) -> str:
         cosine = fmt(r.cosine, ".6f")
         lines.append(
             f"| {r.artifact} | {r.backend} | {r.status} | {fmt(r.max_abs)} | {cosine} | {size} | {latency} "
-            f"| {'yes' if r.kept else ''} |"
+            f"| {'yes' if r.kept else ''} | {', '.join(r.flex_ops) or '–'} | {fmt(r.seconds, '.1f')} |"
         )
     notes = [r for r in comparison.rows if r.message or r.why]
     if notes:
         lines += ["", "## Notes", ""]
         lines += [f"- {r.artifact} ({r.backend}): {r.why or r.message}" for r in notes]
+    if comparison.not_tried:
+        lines += ["", "## Not tried", ""]
+        lines += [f"- {route}: {why}" for route, why in comparison.not_tried.items()]
     return "\n".join(lines) + "\n"
 
 

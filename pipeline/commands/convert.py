@@ -8,6 +8,7 @@ import click
 
 from onnxpipe.converters.onnx_to_saved_model import PRECISIONS
 from onnxpipe.converters.route import ROUTES
+from onnxpipe.pipeline.backends import PREFER
 from onnxpipe.pipeline.commands.options import (
     RegistryChoice,
     csv_choice,
@@ -27,11 +28,13 @@ def run_conversion(
     force: bool = False,
     backend: str = "onnx2tf",
     compare: bool = False,
+    prefer: str = "first",
 ) -> list:
     """Convert and print one line per artifact (shared with ``onnxpipe run``).
 
-    With ``compare`` or ``backend="auto"``, convert with every backend, validate each result and
-    print the side-by-side table; ``auto`` then keeps the validated best per artifact.
+    With ``compare``, convert with every backend, validate each result and print the side-by-side
+    table. ``backend="auto"`` plans: routes in order until every artifact passed (``prefer="first"``)
+    or all of them (``"fastest"``), then keeps the validated best per artifact.
 
     Raises:
         ConversionError: ``auto``/``compare`` and some artifact passed parity with no backend.
@@ -44,7 +47,7 @@ def run_conversion(
         saved_model="saved_model" in to, precisions=precisions if "tflite" in to else ()
     )
     if compare or backend == "auto":
-        return _compare(source, out, options, export_options, force, keep=backend == "auto")
+        return _compare(source, out, options, export_options, force, keep=backend == "auto", prefer=prefer)
     artifacts = convert_stage(
         source, out, options, export_options, on_progress=say, force=force, backend=backend
     )
@@ -58,16 +61,26 @@ def _echo_artifacts(artifacts: list) -> None:
         click.echo(f"{a.format}: {a.path}  ({a.precision}; {a.backend}; inputs {layout})")
 
 
-def _compare(source: Path, out: Path, options, export_options, force: bool, keep: bool) -> list:
+def _compare(
+    source: Path, out: Path, options, export_options, force: bool, keep: bool, prefer: str = "first"
+) -> list:
     from onnxpipe.models.errors import ConversionError
     from onnxpipe.pipeline.backends import compare_backends, keep_best, render_comparison_markdown
     from onnxpipe.pipeline.ui import say
 
-    comparison = compare_backends(source, out, options, export_options, force=force, on_progress=say)
+    comparison = compare_backends(
+        source,
+        out,
+        options,
+        export_options,
+        force=force,
+        on_progress=say,
+        until_passed=keep and prefer == "first",
+    )
     kept, error = [], None
     if keep:
         try:
-            kept = keep_best(comparison, out, on_progress=say)
+            kept = keep_best(comparison, out, on_progress=say, prefer=prefer)
         except ConversionError as e:
             error = e
     click.echo(render_comparison_markdown(comparison), nl=False)
@@ -108,8 +121,16 @@ def _compare(source: Path, out: Path, options, export_options, force: bool, keep
     type=RegistryChoice(ROUTES, extra=("auto",)),
     default="onnx2tf",
     show_default=True,
-    help="Converter route (`onnxpipe routes` lists them, with what each needs), or auto: every "
-    "route, then the validated best per artifact.",
+    help="Converter route (`onnxpipe routes` lists them, with what each needs), or auto: the routes "
+    "in order until every artifact passed validation, then the validated best per artifact.",
+)
+@click.option(
+    "--prefer",
+    type=click.Choice(PREFER),
+    default="first",
+    show_default=True,
+    help="With --backend auto: keep the first route's validated artifact and stop once every artifact "
+    "passed, or try every route and keep the fastest.",
 )
 @click.option(
     "--compare-backends",
@@ -125,6 +146,7 @@ def command(
     out: Path | None,
     opset: int | None,
     backend: str,
+    prefer: str,
     compare_backends: bool,
     force: bool,
     **user: object,
@@ -144,6 +166,8 @@ def command(
       onnxpipe convert runs/cnn/checkpoint.pt --compare-backends
 
       onnxpipe convert runs/cnn/checkpoint.pt --backend auto --precision fp32,fp16,int8
+
+      onnxpipe convert runs/cnn/checkpoint.pt --backend auto --prefer fastest
 
       onnxpipe convert weights.pt --model-class net.py:Net --input-shape 1,3,32,32 --out runs/net
 
@@ -169,5 +193,13 @@ def command(
         if user["model_class"] is not None:
             source = import_user_model(source, out, dict(user))
         run_conversion(
-            source, out, targets, precisions, ExportOptions(opset=opset), force, backend, compare_backends
+            source,
+            out,
+            targets,
+            precisions,
+            ExportOptions(opset=opset),
+            force,
+            backend,
+            compare_backends,
+            prefer,
         )

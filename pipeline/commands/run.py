@@ -37,7 +37,7 @@ from onnxpipe.validation.parity import FAIL_ON
     type=RegistryChoice(ROUTES, extra=("auto",)),
     default="onnx2tf",
     show_default=True,
-    help="Converter route (`onnxpipe routes`), or auto: every route, keep the validated best per artifact.",
+    help="Converter route (`onnxpipe routes`), or auto: the routes in order until every artifact passed validation.",
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, even those that are up to date.")
 def command(

@@ -29,6 +29,7 @@ class WrongTfliteRoute(Route):
     summary = "test only: a TFLite file that computes the wrong thing"
     makes = (Format.TFLITE,)
     precisions = ("fp32",)
+    preference = 1  # first in line: the planner tries it, validation refuses it, the next route passes
 
     def convert(self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with) -> list[Artifact]:
         import tensorflow as tf
@@ -89,7 +90,7 @@ def test_a_route_from_one_module_is_listed_run_validated_and_rejected_by_auto(to
     assert rows["model_fp32.tflite"]["status"] == "fail"
     assert report["first_failing_hop"] == "model.onnx -> model_fp32.tflite"
 
-    # Rejected by auto: every route converts, validation decides, and the toy's file is not kept.
+    # Rejected by auto: the planner tries it first, validation refuses its file, the next route's is kept.
     auto = tmp_path / "auto"
     code, out = _cli(
         "convert", str(cnn_run / "checkpoint.pt"), "--backend", "auto", "--to", "tflite", "--precision", "fp32",
@@ -99,8 +100,12 @@ def test_a_route_from_one_module_is_listed_run_validated_and_rejected_by_auto(to
     rows = json.loads((auto / "backends.json").read_text())["rows"]
     toy_row = next(r for r in rows if r["backend"] == TOY)
     assert toy_row["status"] == "fail" and not toy_row["kept"]
-    (kept,) = [r for r in rows if r["kept"]]  # a real route's file, whichever was faster
-    assert kept["artifact"] == "model_fp32.tflite" and kept["backend"] != TOY and kept["status"] == "pass"
+    (kept,) = [r for r in rows if r["kept"]]  # the next route in line, which passed
+    assert (
+        kept["artifact"] == "model_fp32.tflite"
+        and kept["backend"] == ROUTES.names()[1]
+        and kept["status"] == "pass"
+    )
     kept_manifest = json.loads((auto / "manifest.json").read_text())["artifacts"]["model_fp32.tflite"]
     assert kept_manifest["extra"]["kept"] == kept["backend"]
 
@@ -126,7 +131,11 @@ def test_registry_names_the_valid_choices_and_refuses_a_second_registration():
 
 def test_one_registry_type_serves_routes_runtimes_and_the_zoo():
     assert all(isinstance(r, Registry) for r in (ROUTES, RUNTIMES, ZOO))
-    assert ROUTES.names()[:2] == ["onnx2tf", "onnx-tf"]  # found by importing converters/routes/*
+    assert ROUTES.names()[:3] == [
+        "onnx2tf",
+        "onnx2tf-static",
+        "onnx-tf",
+    ]  # found by importing converters/routes/*
     assert {"onnxruntime", "onnx-reference", "ai-edge-litert"} <= set(RUNTIMES)
     assert "cnn" in ZOO
 
@@ -156,7 +165,7 @@ def test_route_order_does_not_depend_on_import_order():
         "print(','.join(ROUTES.names()))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "onnx2tf,onnx-tf"
+    assert proc.stdout.strip() == "onnx2tf,onnx2tf-static,onnx-tf"
 
 
 def test_the_readme_table_of_routes_is_the_registry():

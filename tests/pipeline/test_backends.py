@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from onnxpipe.converters.route import ROUTES
 from onnxpipe.converters.routes.onnx_tf import LEGACY_PYTHON
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import ConversionError
@@ -91,21 +92,26 @@ def test_auto_keeps_nothing_that_failed_validation(tmp_path):
 def test_compare_then_auto_on_the_cnn(cnn_copy):
     ckpt = str(cnn_copy / "checkpoint.pt")
     proc = onnxpipe("convert", ckpt, "--compare-backends", "--precision", "fp32", check=True)
-    for backend in ("onnx2tf", "onnx-tf"):
+    routes = ROUTES.names()  # every registered route is compared
+    for backend in routes:
         assert f"| model_fp32.tflite | {backend} | pass |" in proc.stdout, proc.stdout
         assert (cnn_copy / "backends" / backend / "parity.json").is_file()
     table = json.loads((cnn_copy / "backends.json").read_text())
     assert {(r["artifact"], r["backend"]) for r in table["rows"]} == {
-        (a, b) for a in ("saved_model", "model_fp32.tflite") for b in ("onnx2tf", "onnx-tf")
+        (a, b) for a in ("saved_model", "model_fp32.tflite") for b in routes
     }
     assert all(r["size_bytes"] > 0 and r["ms_per_sample"] > 0 and not r["kept"] for r in table["rows"])
+    assert all(r["seconds"] > 0 and r["flex_ops"] == [] for r in table["rows"])
     comparison = Comparison.read(cnn_copy / "backends.json")  # the typed reader gives the rows back
-    assert [r.status for r in comparison.rows] == [RowStatus.PASS] * 4 and comparison.to_json() == table
+    assert {r.status for r in comparison.rows} == {RowStatus.PASS} and comparison.to_json() == table
 
     proc = onnxpipe("convert", ckpt, "--backend", "auto", "--precision", "fp32", check=True)
     manifest = json.loads((cnn_copy / "manifest.json").read_text())
     assert manifest["stages"]["convert"]["options"]["backend"] == "auto"
     table = json.loads((cnn_copy / "backends.json").read_text())
+    # The planner stops at the first route that passes everything: the others are not tried.
+    assert {r["backend"] for r in table["rows"]} == {routes[0]}
+    assert set(table["not_tried"]) == set(routes[1:]) and "## Not tried" in proc.stdout
     for name in ("saved_model", "model_fp32.tflite"):
         record = manifest["artifacts"][name]
         winner = record["extra"]["kept"]
@@ -113,3 +119,25 @@ def test_compare_then_auto_on_the_cnn(cnn_copy):
         assert "passed parity" in record["extra"]["why"]
         assert sha256_path(cnn_copy / name) == sha256_path(cnn_copy / "backends" / winner / name)
     assert onnxpipe("validate", str(cnn_copy), "--devices", "cpu").returncode == 0
+
+
+def _flex_row(backend, flex, ms):
+    return BackendRow(
+        "model_fp32.tflite", backend, RowStatus.PASS, max_abs=1e-6, ms_per_sample=ms, flex_ops=flex
+    )
+
+
+@pytest.mark.parametrize("prefer", ["first", "fastest"])
+def test_a_builtin_only_tflite_beats_a_faster_earlier_one_that_needs_flex_ops(tmp_path, prefer):
+    rows = [_flex_row("onnx2tf", ["FlexMatrixInverse"], 0.01), _flex_row("onnx-tf", [], 0.05)]
+    kept = keep_best(_comparison(tmp_path, rows), tmp_path / "run", prefer=prefer)
+    assert [a.extra["kept"] for a in kept] == ["onnx-tf"]
+    assert "onnx2tf's needs Flex ops (FlexMatrixInverse)" in kept[0].extra["why"]
+
+
+def test_first_keeps_the_earlier_route_and_fastest_the_faster(tmp_path):
+    rows = [_flex_row("onnx2tf", [], 0.05), _flex_row("onnx-tf", [], 0.01)]
+    first = keep_best(_comparison(tmp_path / "a", rows), tmp_path / "a" / "run", prefer="first")
+    fastest = keep_best(_comparison(tmp_path / "b", rows), tmp_path / "b" / "run", prefer="fastest")
+    assert [a.extra["kept"] for a in first] == ["onnx2tf"] and "passed parity first" in first[0].extra["why"]
+    assert [a.extra["kept"] for a in fastest] == ["onnx-tf"] and "fastest" in fastest[0].extra["why"]

@@ -1,0 +1,54 @@
+"""onnx2tf on the graph with its batch fixed to 1: for graphs it cannot convert with a dynamic batch.
+
+Transformers exported with a dynamic batch compute their attention shapes at run time, and onnx2tf
+1.28 gives up on them (``Cannot convert a partially known TensorShape``); with the batch fixed
+(:func:`onnxpipe.converters.repairs.fix_batch`), the same graphs convert and match PyTorch. The
+artifacts then run at batch 1 only: every artifact records ``static_batch`` in its ``extra``, and
+the parity report shows the batch axis as ``static 1``. It comes after ``onnx2tf`` in the order,
+so ``--backend auto`` keeps a dynamic batch wherever one converts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, convert_onnx2tf
+from onnxpipe.converters.repairs import fix_batch
+from onnxpipe.converters.route import ROUTES, Route
+from onnxpipe.models.artifact import Artifact
+from onnxpipe.models.execution import RuntimeOpener
+
+__all__ = ["STATIC_BATCH", "Onnx2tfStaticRoute"]
+
+#: The batch size the graph is fixed to.
+STATIC_BATCH = 1
+
+
+@ROUTES.register()
+class Onnx2tfStaticRoute(Route):
+    """onnx2tf 1.28 on a copy of the ONNX file whose batch axis is fixed to 1."""
+
+    name = "onnx2tf-static"
+    summary = "onnx2tf 1.28 on the graph with its batch fixed to 1 (artifacts run at batch 1 only)"
+    layout = "channels last: NCHW inputs become NHWC (recorded per tensor)"
+    preference = 15
+
+    def convert(  # noqa: D102
+        self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with: RuntimeOpener
+    ) -> list[Artifact]:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".static-", dir=out_dir) as tmp:
+            fixed = Path(tmp) / onnx.path.name
+            fix_batch(onnx.path, fixed, STATIC_BATCH)
+            made = convert_onnx2tf(onnx.with_path(fixed), out_dir, options, run_with=run_with)
+        return [
+            dataclasses.replace(
+                a,
+                backend=self.name if a.backend == "onnx2tf" else a.backend,
+                extra={**a.extra, "static_batch": STATIC_BATCH},
+            )
+            for a in made
+        ]

@@ -1,0 +1,139 @@
+"""The route planner (``--backend auto``): routes in order until validation passes, repairs included."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+from onnxpipe.converters.repairs import fix_batch
+from tests.conftest import onnxpipe
+
+#: A BERT-shaped block: token embedding, multi-head self-attention through view/transpose and
+#: scaled_dot_product_attention, a mean-pooled classifier head. Exported with a dynamic batch, its
+#: attention shapes are computed at run time, and onnx2tf 1.28 gives up on the Softmax.
+ATTENTION = textwrap.dedent(
+    """
+    import torch
+    import torch.nn.functional as F
+
+
+    class Attention(torch.nn.Module):
+        def __init__(self, vocab=50, dim=32, heads=4, classes=3):
+            super().__init__()
+            self.emb = torch.nn.Embedding(vocab, dim)
+            self.pos = torch.nn.Parameter(torch.randn(1, 16, dim) * 0.5)
+            self.qkv = torch.nn.Linear(dim, 3 * dim)
+            self.out = torch.nn.Linear(dim, dim)
+            self.norm = torch.nn.LayerNorm(dim)
+            self.head = torch.nn.Linear(dim, classes)
+            self.heads = heads
+
+        def forward(self, x):
+            h = self.emb(x) + self.pos[:, : x.shape[1]]
+            b, s, d = h.shape
+            q, k, v = self.qkv(h).split(d, dim=-1)
+            q, k, v = (t.view(b, s, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, s, d)
+            return self.head(self.norm(h + self.out(a)).mean(dim=1))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def attention(tmp_path_factory):
+    """The attention model's file and its weights (seeded)."""
+    import importlib.util
+
+    import torch
+
+    folder = tmp_path_factory.mktemp("attention")
+    (folder / "attention_net.py").write_text(ATTENTION)
+    spec = importlib.util.spec_from_file_location("attention_net_for_tests", folder / "attention_net.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    torch.save(module.Attention().state_dict(), folder / "weights.pt")
+    return folder
+
+
+def _model_options(folder):
+    return [
+        "--model-class", f"{folder / 'attention_net.py'}:Attention",
+        "--input-shape", "1,16", "--input-dtype", "int64", "--value-range", "0,50",
+    ]  # fmt: skip
+
+
+def test_a_transformer_that_fails_with_a_dynamic_batch_comes_out_validated_with_a_static_batch(
+    attention, tmp_path
+):
+    run = tmp_path / "run"
+    proc = onnxpipe(
+        "convert", str(attention / "weights.pt"), *_model_options(attention),
+        "--precision", "fp32", "--backend", "auto", "--out", str(run),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = json.loads((run / "backends.json").read_text())
+    rows = {(r["artifact"], r["backend"]): r for r in table["rows"]}
+    for name in ("saved_model", "model_fp32.tflite"):
+        # onnx2tf on the dynamic-batch graph: not made, with its reason.
+        raw = rows[(name, "onnx2tf")]
+        assert raw["status"] == "not made" and "onnx2tf failed" in raw["message"], raw
+        # The same graph with its batch fixed: converted and validated, and kept.
+        fixed = rows[(name, "onnx2tf-static")]
+        assert fixed["status"] == "pass" and fixed["kept"] and fixed["max_abs"] < 1e-5, fixed
+    assert "onnx-tf" in table["not_tried"]  # the planner stopped at the first route that passed
+    assert "backend onnx2tf: not made" in proc.stderr  # one line per attempt
+    assert "backend onnx2tf-static: saved_model pass, model_fp32.tflite pass" in proc.stderr
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    for name in ("saved_model", "model_fp32.tflite"):
+        record = manifest["artifacts"][name]
+        assert record["backend"] == "onnx2tf-static" and record["extra"]["static_batch"] == 1
+    # Validated again from the run directory: it passes, and says its batch is static.
+    proc = onnxpipe(
+        "validate",
+        str(run),
+        "--devices",
+        "cpu",
+        "--model-class",
+        f"{attention / 'attention_net.py'}:Attention",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((run / "parity.json").read_text())
+    tflite = [r for r in report["results"] if r["artifact"] == "model_fp32.tflite" and r["status"] == "pass"]
+    assert tflite and all(r["dynamic_axes"]["input"]["batch"] == "static 1" for r in tflite)
+    assert "dynamic axes made static" in (run / "parity.md").read_text()
+
+
+def test_fix_batch_fixes_the_batch_axis_and_keeps_what_the_graph_computes(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])
+    shape = helper.make_node("Shape", ["x"], ["s"], start=0, end=1)
+    concat = helper.make_node("Concat", ["s", "two"], ["target"], axis=0)
+    reshape = helper.make_node("Reshape", ["x"], ["r"])
+    reshape.input.append("target")  # reshape to [N, 2, 2] with N taken from the input at run time
+    reduce = helper.make_node("ReduceSum", ["r", "axes"], ["y"], keepdims=0)
+    graph = helper.make_graph(
+        [shape, concat, reshape, reduce], "g", [x], [y],
+        [helper.make_tensor("two", TensorProto.INT64, [2], [2, 2]), helper.make_tensor("axes", TensorProto.INT64, [1], [2])],
+    )  # fmt: skip
+    source = tmp_path / "dynamic.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9  # what this ONNX Runtime reads
+    onnx.save(model, str(source))
+    fixed = tmp_path / "fixed.onnx"
+    assert fix_batch(source, fixed, 1) == ["x", "y"]
+    model = onnx.load(str(fixed))
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 4]
+    feed = {"x": np.arange(4, dtype=np.float32)[None]}
+    want = ort.InferenceSession(str(source)).run(None, feed)[0]
+    got = ort.InferenceSession(str(fixed)).run(None, feed)[0]
+    np.testing.assert_array_equal(got, want)
+    assert fix_batch(fixed, tmp_path / "again.onnx", 1) == []  # nothing dynamic left to fix
