@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,18 +62,29 @@ class TFConvertOptions:
         saved_model: Keep the SavedModel.
         precisions: TFLite precisions to keep (none: no TFLite).
         timeout_s: Give up on onnx2tf after this long.
+        max_memory: Address-space cap, in bytes, of each conversion worker (default: three
+            quarters of this machine's memory); a worker that runs out of it fails alone, with
+            ``out of memory at N GB``.
     """
 
     saved_model: bool = True
     precisions: tuple[str, ...] = ("fp32", "fp16")
     timeout_s: float = 1800.0
+    max_memory: int | None = field(default_factory=lambda: default_max_memory())
 
     def __post_init__(self) -> None:
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
             raise UnknownNameError("precision", bad[0], PRECISIONS)
+        if self.max_memory is not None and self.max_memory < 2**28:
+            raise UsageError(f"max memory: got {self.max_memory / 2**30:.2f} GB, expected at least 0.25 GB")
         if not self.saved_model and not self.precisions:
             raise UsageError("nothing to convert: no SavedModel and no TFLite precision asked for")
+
+
+def default_max_memory(share: float = 0.75) -> int:
+    """The default cap of a conversion worker: ``share`` of this machine's physical memory."""
+    return int(share * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def unsupported_ops(onnx_path: Path) -> list[str]:
@@ -117,6 +128,7 @@ def call_worker(
     python: Path | None = None,
     worker: Path = _WORKER,
     arrays: dict[str, np.ndarray] | None = None,
+    max_memory: int | None = None,
 ) -> dict:
     """Run the handler ``worker`` with ``python`` on one request in ``work`` (the worker protocol).
 
@@ -143,6 +155,7 @@ def call_worker(
             cwd=work,
             env=env,
             timeout_s=timeout_s,
+            max_memory=max_memory,
         )
     except ConversionError as e:
         raise ConversionError(f"{source}: {e}") from e
@@ -157,13 +170,13 @@ def _wants_test_images(spec) -> bool:
     )
 
 
-def _run_onnx2tf(onnx_path: Path, work: Path, timeout_s: float, needs_test_images: bool) -> dict:
+def _run_onnx2tf(onnx_path: Path, work: Path, options: TFConvertOptions, needs_test_images: bool) -> dict:
     model = work / "model.onnx"
     shutil.copyfile(onnx_path, model)
     if needs_test_images:
         np.save(work / _CALIBRATION_FILE, _calibration_images())
     request = {"mode": "convert", "onnx": str(model), "out_dir": str(work / "out"), "options": {}}
-    return call_worker(request, work, timeout_s, onnx_path, "onnx2tf")
+    return call_worker(request, work, options.timeout_s, onnx_path, "onnx2tf", max_memory=options.max_memory)
 
 
 def calibration_arrays(spec, bindings, precisions, source: Path) -> dict[str, np.ndarray]:
@@ -187,7 +200,7 @@ def calibration_arrays(spec, bindings, precisions, source: Path) -> dict[str, np
 
 
 def _run_quantize(
-    spec, saved_model: Path, bindings, precisions, work: Path, timeout_s: float, source: Path
+    spec, saved_model: Path, bindings, precisions, work: Path, options: TFConvertOptions, source: Path
 ) -> dict:
     """Integer TFLite files from the SavedModel, calibrated on training-split samples in its layout."""
     request = {
@@ -196,7 +209,15 @@ def _run_quantize(
         "outputs": {p: str(work / tflite_name(p)) for p in precisions},
     }
     calibration = calibration_arrays(spec, bindings, precisions, source)
-    return call_worker(request, work, timeout_s, source, "quantization", arrays=calibration)
+    return call_worker(
+        request,
+        work,
+        options.timeout_s,
+        source,
+        "quantization",
+        arrays=calibration,
+        max_memory=options.max_memory,
+    )
 
 
 def _measured_layouts(onnx: Artifact, produced: Path, result: dict, run_with: RuntimeOpener):
@@ -264,7 +285,7 @@ def convert_onnx2tf(
     with tempfile.TemporaryDirectory(prefix=".onnx2tf-", dir=out_dir) as tmp:
         work = Path(tmp).resolve()
         log.info("onnx2tf: converting %s", onnx.path)
-        result = _run_onnx2tf(onnx.path, work, options.timeout_s, _wants_test_images(spec))
+        result = _run_onnx2tf(onnx.path, work, options, _wants_test_images(spec))
         produced = work / "out"
         relayout = _measured_layouts(onnx, produced, result, run_with)
         sm_inputs = relayout(bind_tensors(spec.inputs, result["saved_model"]["inputs"], channels_last=True))
@@ -282,7 +303,7 @@ def convert_onnx2tf(
         quantized = [p for p in options.precisions if p in QUANTIZED_PRECISIONS]
         if quantized:
             log.info("quantizing %s to %s", onnx.path, quantized)
-            q = _run_quantize(spec, produced, sm_inputs, quantized, work, options.timeout_s, onnx.path)
+            q = _run_quantize(spec, produced, sm_inputs, quantized, work, options, onnx.path)
             for precision in quantized:
                 src = work / tflite_name(precision)
                 files[precision] = (src, q["tflite"][src.name], "tf.lite.TFLiteConverter")

@@ -21,7 +21,10 @@ Inside the worker, file descriptor 1 belongs to the protocol: whatever Python or
 prints goes to stderr, which the parent keeps as the worker's log. The parent side is
 :class:`Worker` (and :func:`call` for one request): it raises the worker's failure, its exit, or
 its timeout as the onnxpipe error class the caller names, with the worker's message and its log's
-last lines.
+last lines. A worker can run under a memory cap (``max_memory``: its address space, so a runaway
+conversion fails alone instead of taking the machine): running out of it is reported as ``out of
+memory at N GB`` (kind ``out-of-memory``). Every worker's peak resident memory is measured when
+it exits (:attr:`Worker.peak_rss`) and added to :data:`PEAKS`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import importlib.util
 import io
 import json
 import os
+import resource
 import selectors
+import signal
 import struct
 import subprocess
 import sys
@@ -44,10 +49,14 @@ from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
-__all__ = ["WIRE", "Channel", "Message", "Worker", "call", "claim_stdout", "command", "serve"]
+__all__ = ["PEAKS", "WIRE", "Channel", "Message", "Worker", "call", "claim_stdout", "command", "serve"]
 
 #: This file: what a worker in another environment runs (``python WIRE HANDLER.py``).
 WIRE = Path(__file__).resolve()
+
+#: (what, peak resident bytes) of every worker that exited, in order: callers measure the workers
+#: of one attempt as the entries added during it.
+PEAKS: list[tuple[str, int]] = []
 
 _MAGIC = b"ONNXPIPE"
 _FRAME = struct.Struct("<8sQQ")
@@ -173,6 +182,8 @@ class Worker:
         log: Where its stderr goes (a file kept for the user); a temporary file when ``None``.
         cwd: Its working folder.
         env: Its environment (``None``: this process's).
+        max_memory: Its address-space cap in bytes (``None``: none). Running out of it raises the
+            class ``errors["out-of-memory"]`` (else ``error``) with ``out of memory at N GB``.
     """
 
     def __init__(
@@ -185,8 +196,11 @@ class Worker:
         log: str | os.PathLike | None = None,
         cwd: str | os.PathLike | None = None,
         env: Mapping[str, str] | None = None,
+        max_memory: int | None = None,
     ):
         self.argv, self.what, self.error, self.errors = list(argv), what, error, dict(errors or {})
+        self.max_memory = max_memory
+        self.peak_rss: int | None = None
         self.log_path = Path(log) if log else None
         self.cwd, self.env = cwd, env
         self._proc: subprocess.Popen | None = None
@@ -209,8 +223,35 @@ class Worker:
             stderr=self._log,
             cwd=self.cwd,
             env=None if self.env is None else dict(self.env),
+            preexec_fn=self._limit if self.max_memory else None,
         )
         os.set_blocking(self._proc.stdout.fileno(), False)
+
+    def _limit(self) -> None:
+        """In the child, before it runs: cap its address space."""
+        resource.setrlimit(resource.RLIMIT_AS, (self.max_memory, self.max_memory))
+
+    def _wait(self, timeout_s: float | None = None) -> int:
+        """Reap the process (``os.wait4``: its peak memory comes with its status); its exit code.
+
+        Raises:
+            subprocess.TimeoutExpired: It is still running after ``timeout_s``.
+        """
+        proc = self._proc
+        assert proc is not None
+        if proc.returncode is not None:
+            return proc.returncode
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG if deadline else 0)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                self.peak_rss = usage.ru_maxrss * 1024  # kilobytes on Linux
+                PEAKS.append((self.what, self.peak_rss))
+                return proc.returncode
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.argv, timeout_s)
+            time.sleep(0.05)
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines the worker wrote to stderr."""
@@ -232,7 +273,7 @@ class Worker:
             self._proc.stdin.write(_encode("request", header, arrays))
             self._proc.stdin.flush()
         except BrokenPipeError:
-            self._proc.wait()
+            self._wait()
             raise self._died() from None
         return self.reply(on_event=on_event, timeout_s=timeout_s)
 
@@ -262,10 +303,10 @@ class Worker:
             with contextlib.suppress(BrokenPipeError):
                 proc.stdin.close()
         try:
-            code = proc.wait(timeout=timeout_s)
+            code = self._wait(timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
-            code = proc.wait()
+            code = self._wait()
         if proc.stdout:
             proc.stdout.close()
         self._log.close()
@@ -308,13 +349,13 @@ class Worker:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     self._proc.kill()
-                    self._proc.wait()
+                    self._wait()
                     raise self._made(f"{self.what} did not finish within {timeout_s:.0f} s")
                 if not sel.select(left):
                     continue
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
-                    self._proc.wait()
+                    self._wait()
                     return None
                 self._buf += chunk
 
@@ -327,7 +368,17 @@ class Worker:
             setattr(exc, k, v)
         return exc
 
+    def _out_of_memory(self) -> Exception:
+        cap = (self.max_memory or 0) / 2**30
+        return self._made(
+            f"{self.what}: out of memory at {cap:.1f} GB (its cap; --max-memory raises it)",
+            self.errors.get("out-of-memory", self.error),
+            error_kind="out-of-memory",
+        )
+
     def _raised(self, header: dict) -> Exception:
+        if self.max_memory and header["type"] in ("MemoryError", "ResourceExhaustedError"):
+            return self._out_of_memory()
         cls = self.errors.get(header.get("error_kind") or "", self.error)
         tail = self.log_tail()
         return self._made(
@@ -341,6 +392,9 @@ class Worker:
     def _died(self) -> Exception:
         assert self._proc is not None
         code = self._proc.returncode
+        # Under a cap, C++ allocators abort (std::bad_alloc) or the process is killed outright.
+        if self.max_memory and code in (-signal.SIGABRT, -signal.SIGKILL, -signal.SIGSEGV):
+            return self._out_of_memory()
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
         tail = self.log_tail()
         return self._made(

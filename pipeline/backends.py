@@ -27,6 +27,7 @@ from pathlib import Path
 from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, tflite_name
 from onnxpipe.converters.route import ROUTES
 from onnxpipe.converters.torch_to_onnx import ExportOptions
+from onnxpipe.models import wire
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem, ExportError
 from onnxpipe.models.fs import atomic_path
@@ -85,6 +86,8 @@ class BackendRow:
         why: Why it was kept, or why none was.
         flex_ops: The Flex ops a TFLite file needs (none: builtin ops only).
         seconds: The route's whole attempt: export, convert and validate.
+        peak_memory: The largest peak resident memory, in bytes, of the attempt's worker
+            processes (the converters; ``None`` when it ran none).
     """
 
     artifact: str
@@ -100,6 +103,7 @@ class BackendRow:
     why: str = ""
     flex_ops: list[str] = field(default_factory=list)
     seconds: float | None = None
+    peak_memory: int | None = None
 
 
 @dataclass
@@ -200,7 +204,11 @@ def compare_backends(
             on_progress(f"planner: every artifact passed; not tried: {', '.join(backends[i:])}")
             break
         on_progress(f"backend {backend}")
-        t0 = time.perf_counter()
+        t0, workers = time.perf_counter(), len(wire.PEAKS)
+
+        def peak() -> int | None:
+            return max((b for _, b in wire.PEAKS[workers:]), default=None)  # noqa: B023 - called in this pass
+
         sub = RunDir(run.path / "backends" / backend)
         route = ROUTES.get(backend)
         reason = route.unavailable_reason()  # before anything is exported for it
@@ -219,7 +227,9 @@ def compare_backends(
             seconds = time.perf_counter() - t0
             on_progress(f"backend {backend}: not made ({seconds:.1f} s): {reason}")
             rows += [
-                BackendRow(name, backend, RowStatus.NOT_MADE, message=reason, seconds=seconds)
+                BackendRow(
+                    name, backend, RowStatus.NOT_MADE, message=reason, seconds=seconds, peak_memory=peak()
+                )
                 for name in _wanted(options)
             ]
             continue
@@ -229,7 +239,9 @@ def compare_backends(
         candidates = [onnx, *made] if exported else made
         report = validate_stage(reference, candidates, sub.path, validate_options, on_progress, force=force)
         seconds = time.perf_counter() - t0
-        rows += [dataclasses.replace(r, seconds=seconds) for r in _rows(report, made, backend)]
+        rows += [
+            dataclasses.replace(r, seconds=seconds, peak_memory=peak()) for r in _rows(report, made, backend)
+        ]
         on_progress(
             f"backend {backend}: "
             + ", ".join(f"{r.artifact} {r.status}" for r in rows if r.backend == backend)
@@ -338,8 +350,9 @@ def render_comparison_markdown(comparison: Comparison) -> str:
     lines = [
         f"# Backends compared (reference: {comparison.reference})",
         "",
-        "| artifact | backend | parity | max abs | min cosine | size | ms/sample | kept | Flex ops | attempt (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| artifact | backend | parity | max abs | min cosine | size | ms/sample | kept | Flex ops | attempt (s) "
+        "| peak memory (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in comparison.rows:
         size = f"{r.size_bytes / 1024:.1f} KiB" if r.size_bytes else fmt(None)
@@ -347,7 +360,8 @@ def render_comparison_markdown(comparison: Comparison) -> str:
         cosine = fmt(r.cosine, ".6f")
         lines.append(
             f"| {r.artifact} | {r.backend} | {r.status} | {fmt(r.max_abs)} | {cosine} | {size} | {latency} "
-            f"| {'yes' if r.kept else ''} | {', '.join(r.flex_ops) or '–'} | {fmt(r.seconds, '.1f')} |"
+            f"| {'yes' if r.kept else ''} | {', '.join(r.flex_ops) or '–'} | {fmt(r.seconds, '.1f')} "
+            f"| {fmt(r.peak_memory and r.peak_memory / 2**20, '.0f')} |"
         )
     notes = [r for r in comparison.rows if r.message or r.why]
     if notes:

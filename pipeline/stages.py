@@ -246,6 +246,7 @@ def convert_onnx_stage(
     route = _usable_route(backend, options)
     run.prepare()
     convert_options = {**dataclasses.asdict(options), "backend": backend}
+    del convert_options["max_memory"]  # a limit of this machine: it does not shape the artifacts
     versions = route.versions()  # environments outside tool_versions() that shape the artifacts
     if versions is not None:
         convert_options["route_versions"] = versions

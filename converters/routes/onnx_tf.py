@@ -163,6 +163,7 @@ def convert_onnx_tf(
                 python=LEGACY_PYTHON,
                 worker=WORKER,
                 arrays=calibration,
+                max_memory=options.max_memory,
             )
         except ConversionError as e:
             if "has no handler for" in str(e):

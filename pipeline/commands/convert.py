@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -29,6 +30,7 @@ def run_conversion(
     backend: str = "onnx2tf",
     compare: bool = False,
     prefer: str = "first",
+    max_memory_gb: float | None = None,
 ) -> list:
     """Convert and print one line per artifact (shared with ``onnxpipe run``).
 
@@ -46,6 +48,8 @@ def run_conversion(
     options = TFConvertOptions(
         saved_model="saved_model" in to, precisions=precisions if "tflite" in to else ()
     )
+    if max_memory_gb is not None:
+        options = dataclasses.replace(options, max_memory=int(max_memory_gb * 2**30))
     if compare or backend == "auto":
         return _compare(source, out, options, export_options, force, keep=backend == "auto", prefer=prefer)
     artifacts = convert_stage(
@@ -137,6 +141,14 @@ def _compare(
     is_flag=True,
     help="Convert with every route into OUT/backends/, validate each, write backends.md/json; keep none.",
 )
+@click.option(
+    "--max-memory",
+    "max_memory_gb",
+    type=click.FloatRange(min=0.25),
+    default=None,
+    help="Memory cap of each conversion worker, in GB [default: 3/4 of this machine's memory]; "
+    "a worker that runs out of it fails alone (auto goes on to the next route).",
+)
 @click.option("--force", is_flag=True, help="Convert even when the artifacts are up to date.")
 @user_model_options
 def command(
@@ -148,6 +160,7 @@ def command(
     backend: str,
     prefer: str,
     compare_backends: bool,
+    max_memory_gb: float | None,
     force: bool,
     **user: object,
 ) -> None:
@@ -202,4 +215,5 @@ def command(
             backend,
             compare_backends,
             prefer,
+            max_memory_gb,
         )

@@ -39,6 +39,9 @@ def handle(req, arrays, emit):
         os._exit(7)
     if op == "sleep":
         time.sleep(60)
+    if op == "hog":
+        import numpy as np
+        return {"sum": float(np.ones(req["bytes"] // 8).sum())}
     raise KeyError(op)
 """
 
@@ -142,3 +145,18 @@ def test_the_protocol_module_stands_alone():
         for a in (n.names if isinstance(n, ast.Import) else [n])
     }
     assert imported <= set(sys.stdlib_module_names) | {"numpy", "__future__"}, imported
+
+
+def test_a_worker_over_its_memory_cap_fails_alone_and_its_peak_is_measured(handler):
+    before = len(wire.PEAKS)
+    with pytest.raises(EnvironmentProblem, match=r"toy: out of memory at 1\.0 GB"):
+        wire.call(
+            handler, {"op": "hog", "bytes": 2 * 2**30}, what="toy", error=ConversionError,
+            errors={"out-of-memory": EnvironmentProblem}, max_memory=2**30,
+        )  # fmt: skip
+    reply = wire.call(
+        handler, {"op": "hog", "bytes": 64 * 2**20}, what="toy", error=ConversionError, max_memory=2**30
+    )
+    assert reply.header["sum"] == 8 * 2**20
+    (_, failed), (_, fine) = wire.PEAKS[before:]
+    assert failed < 2**30 and 64 * 2**20 < fine < 2**30  # the 64 MB block is in the second one's peak

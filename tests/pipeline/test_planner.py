@@ -137,3 +137,71 @@ def test_fix_batch_fixes_the_batch_axis_and_keeps_what_the_graph_computes(tmp_pa
     got = ort.InferenceSession(str(fixed)).run(None, feed)[0]
     np.testing.assert_array_equal(got, want)
     assert fix_batch(fixed, tmp_path / "again.onnx", 1) == []  # nothing dynamic left to fix
+
+
+GREEDY = "toy-greedy"
+GREEDY_HANDLER = """
+import numpy as np
+
+
+def handle(req, arrays, emit):
+    block = np.ones(req["bytes"] // 8)  # more than the worker's cap allows
+    return {"sum": float(block.sum())}
+"""
+
+
+@pytest.fixture
+def greedy_route(tmp_path):
+    """A route whose worker asks for 4 GB, registered first in line."""
+    import sys
+    from pathlib import Path
+
+    from onnxpipe.converters.route import ROUTES, Route
+    from onnxpipe.models import wire
+    from onnxpipe.models.artifact import Format
+    from onnxpipe.models.errors import ConversionError
+
+    handler = tmp_path / "greedy_worker.py"
+    handler.write_text(GREEDY_HANDLER)
+
+    class GreedyRoute(Route):
+        name = GREEDY
+        summary = "test only: a converter that needs more memory than it may have"
+        makes = (Format.TFLITE,)
+        precisions = ("fp32",)
+        preference = 1
+
+        def convert(self, onnx, out_dir: Path, options, run_with):
+            wire.call(
+                wire.command(sys.executable, handler), {"bytes": 4 * 2**30},
+                what="greedy converter", error=ConversionError, max_memory=options.max_memory,
+            )  # fmt: skip
+            raise AssertionError("the worker should have run out of memory")
+
+    ROUTES.register()(GreedyRoute)
+    yield GreedyRoute
+    ROUTES.remove(GREEDY)
+
+
+def test_a_route_that_runs_out_of_memory_is_recorded_and_the_planner_moves_on(
+    greedy_route, cnn_run, tmp_path
+):
+    from click.testing import CliRunner
+
+    from onnxpipe.pipeline.cli import cli
+
+    out = tmp_path / "auto"
+    result = CliRunner().invoke(
+        cli,
+        ["convert", str(cnn_run / "checkpoint.pt"), "--backend", "auto", "--to", "tflite",
+         "--precision", "fp32", "--max-memory", "3", "--out", str(out)],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {r["backend"]: r for r in json.loads((out / "backends.json").read_text())["rows"]}
+    greedy = rows[GREEDY]
+    assert greedy["status"] == "not made" and "out of memory at 3.0 GB" in greedy["message"], greedy
+    assert greedy["peak_memory"] < 3 * 2**30  # it died at the cap, and this machine lived on
+    kept = [r for r in rows.values() if r["kept"]]
+    assert [r["backend"] for r in kept] == ["onnx2tf"] and kept[0]["status"] == "pass"
+    assert 0 < kept[0]["peak_memory"] < 3 * 2**30  # onnx2tf's worker converted under the same cap
