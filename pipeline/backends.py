@@ -182,21 +182,30 @@ def compare_backends(
     on_progress: Callable[[str], None] = _quiet,
     backends: Sequence[str] | None = None,
     until_passed: bool = False,
+    budget_s: float | None = None,
 ) -> Comparison:
     """Convert ``source`` with every backend into ``out_dir/backends/<backend>/`` and validate each.
 
     ``backends``: the routes to try, in order, default every registered one. A route that cannot
     convert, is not installed or does not make what is asked gets ``not made`` rows with the reason;
     the others go on. With ``until_passed``, the routes after the first that leaves every artifact
-    passed (TFLite with builtin ops only) are not tried (``Comparison.not_tried``). Writes
-    ``backends.json`` and ``backends.md`` into ``out_dir``.
+    passed (TFLite with builtin ops only) are not tried (``Comparison.not_tried``). With
+    ``budget_s``, no route starts once that many seconds have passed (a route that started
+    finishes). Writes ``backends.json`` and ``backends.md`` into ``out_dir``.
     """
     backends = list(backends or ROUTES.names())
     run = RunDir(out_dir).prepare()
     comparison = Comparison(Path(source).name)  # the checkpoint, or the ONNX file both backends convert
     rows: list[BackendRow] = []
     checkpoint: Artifact | None = None
+    started = time.perf_counter()
     for i, backend in enumerate(backends):
+        spent = time.perf_counter() - started
+        if budget_s is not None and i > 0 and spent >= budget_s:
+            for later in backends[i:]:
+                comparison.not_tried[later] = f"the budget of {budget_s:g} s was spent ({spent:.0f} s)"
+            on_progress(f"planner: budget spent ({spent:.0f} s); not tried: {', '.join(backends[i:])}")
+            break
         if until_passed and _settled(rows, _wanted(options)):
             first = next(r.backend for r in rows if r.status == RowStatus.PASS)
             for later in backends[i:]:

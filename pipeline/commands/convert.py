@@ -31,6 +31,7 @@ def run_conversion(
     compare: bool = False,
     prefer: str = "first",
     max_memory_gb: float | None = None,
+    budget_s: float | None = None,
 ) -> list:
     """Convert and print one line per artifact (shared with ``onnxpipe run``).
 
@@ -51,7 +52,16 @@ def run_conversion(
     if max_memory_gb is not None:
         options = dataclasses.replace(options, max_memory=int(max_memory_gb * 2**30))
     if compare or backend == "auto":
-        return _compare(source, out, options, export_options, force, keep=backend == "auto", prefer=prefer)
+        return _compare(
+            source,
+            out,
+            options,
+            export_options,
+            force,
+            keep=backend == "auto",
+            prefer=prefer,
+            budget_s=budget_s,
+        )
     artifacts = convert_stage(
         source, out, options, export_options, on_progress=say, force=force, backend=backend
     )
@@ -66,7 +76,14 @@ def _echo_artifacts(artifacts: list) -> None:
 
 
 def _compare(
-    source: Path, out: Path, options, export_options, force: bool, keep: bool, prefer: str = "first"
+    source: Path,
+    out: Path,
+    options,
+    export_options,
+    force: bool,
+    keep: bool,
+    prefer: str = "first",
+    budget_s: float | None = None,
 ) -> list:
     from onnxpipe.models.errors import ConversionError
     from onnxpipe.pipeline.backends import compare_backends, keep_best, render_comparison_markdown
@@ -80,6 +97,7 @@ def _compare(
         force=force,
         on_progress=say,
         until_passed=keep and prefer == "first",
+        budget_s=budget_s,
     )
     kept, error = [], None
     if keep:
@@ -149,6 +167,14 @@ def _compare(
     help="Memory cap of each conversion worker, in GB [default: 3/4 of this machine's memory]; "
     "a worker that runs out of it fails alone (auto goes on to the next route).",
 )
+@click.option(
+    "--budget",
+    "budget_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With auto or --compare-backends: start no route after this many seconds (the one running "
+    "finishes) [default: no limit].",
+)
 @click.option("--force", is_flag=True, help="Convert even when the artifacts are up to date.")
 @user_model_options
 def command(
@@ -161,6 +187,7 @@ def command(
     prefer: str,
     compare_backends: bool,
     max_memory_gb: float | None,
+    budget_s: float | None,
     force: bool,
     **user: object,
 ) -> None:
@@ -216,4 +243,5 @@ def command(
             compare_backends,
             prefer,
             max_memory_gb,
+            budget_s,
         )

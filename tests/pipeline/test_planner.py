@@ -205,3 +205,23 @@ def test_a_route_that_runs_out_of_memory_is_recorded_and_the_planner_moves_on(
     kept = [r for r in rows.values() if r["kept"]]
     assert [r["backend"] for r in kept] == ["onnx2tf"] and kept[0]["status"] == "pass"
     assert 0 < kept[0]["peak_memory"] < 3 * 2**30  # onnx2tf's worker converted under the same cap
+
+
+def test_the_budget_stops_the_search_and_says_which_routes_were_not_tried(greedy_route, cnn_run, tmp_path):
+    from click.testing import CliRunner
+
+    from onnxpipe.pipeline.cli import cli
+
+    out = tmp_path / "auto"
+    result = CliRunner().invoke(
+        cli,
+        ["convert", str(cnn_run / "checkpoint.pt"), "--backend", "auto", "--to", "tflite", "--precision", "fp32",
+         "--max-memory", "3", "--budget", "0.5", "--out", str(out)],
+    )  # fmt: skip
+    # The first route always runs; it fails, and the budget is spent before the next one starts.
+    assert result.exit_code == 1 and "auto kept no model_fp32.tflite" in result.output, result.output
+    table = json.loads((out / "backends.json").read_text())
+    assert {r["backend"] for r in table["rows"]} == {GREEDY}
+    assert all("budget of 0.5 s was spent" in why for why in table["not_tried"].values())
+    assert "onnx2tf" in table["not_tried"] and "## Not tried" in (out / "backends.md").read_text()
+    assert not (out / "model_fp32.tflite").exists()  # nothing validated, nothing kept
