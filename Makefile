@@ -118,6 +118,7 @@ bench: $(STAMP) $(LEGACY_STAMP)
 	$(BIN)/python bench/runtimes.py runs/cnn runs/mobilenet
 	$(BIN)/python bench/overhead.py runs/cnn
 	$(BIN)/python bench/scaling.py runs/cnn runs/mobilenet
+	$(BIN)/python bench/planner.py runs/cnn
 
 # --- quality ---------------------------------------------------------------------------------
 test: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP)
