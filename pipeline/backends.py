@@ -339,7 +339,17 @@ def keep_best(
         if source.format is Format.TFLITE and kept_from.get("saved_model") != best.backend:
             parent = comparison.onnx[best.backend].label  # its own SavedModel was not kept: blame from ONNX
         kept_from[name] = best.backend
-        extra = {**source.extra, "kept": best.backend, "why": why}
+        attempts = [
+            {
+                "route": r.backend,
+                "outcome": str(r.status),
+                "reason": r.message,
+                "seconds": r.seconds,
+                "peak_memory": r.peak_memory,
+            }
+            for r in rows
+        ] + [{"route": b, "outcome": "not tried", "reason": w} for b, w in comparison.not_tried.items()]
+        extra = {**source.extra, "kept": best.backend, "why": why, "attempts": attempts}
         kept.append(dataclasses.replace(source, path=dest, parent=parent, extra=extra))
         on_progress(f"auto: keep {best.backend}'s {name}: {why}")
     inputs = [a.path for a in comparison.onnx.values()]

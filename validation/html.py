@@ -169,6 +169,20 @@ def render_html(report: ParityReport) -> str:
                 + "</div>"
             )
     out.append("</div>")
+    if report.provenance:
+        out.append(
+            "<h2>How each artifact was made (--backend auto)</h2><table><tr><th>artifact</th><th>route</th>"
+            "<th>outcome</th><th>seconds</th><th>peak memory</th><th>reason</th></tr>"
+        )
+        for name, p in report.provenance.items():
+            for a in p.attempts:
+                kept = " (kept)" if a.route == p.kept else ""
+                out.append(
+                    f"<tr><td>{_e(name)}</td><td>{_e(a.route)}{kept}</td><td>{_e(a.outcome)}</td>"
+                    f"<td>{_fmt(a.seconds, '.1f')}</td><td>{_size(a.peak_memory)}</td>"
+                    f"<td style='text-align:left'>{_e(a.reason)}</td></tr>"
+                )
+        out.append("</table>")
     readiness = report.edge_readiness or {}
     if readiness:
         out.append(

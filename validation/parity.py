@@ -35,9 +35,11 @@ from onnxpipe.validation.runtimes.base import ArtifactNotLoadable
 __all__ = [
     "DEVICES",
     "FAIL_ON",
+    "Attempt",
     "InputsUsed",
     "ParityReport",
     "ParityResult",
+    "Provenance",
     "ReferenceRun",
     "Status",
     "ValidateOptions",
@@ -141,6 +143,26 @@ class ParityResult:
 
 
 @dataclass
+class Attempt:
+    """One route the planner tried (or did not) for an artifact."""
+
+    route: str
+    outcome: str
+    reason: str = ""
+    seconds: float | None = None
+    peak_memory: int | None = None
+
+
+@dataclass
+class Provenance:
+    """How ``--backend auto`` came to keep an artifact: the route, why, and every attempt."""
+
+    kept: str
+    why: str
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass
 class ReferenceRun:
     """How the reference ran: the outputs every candidate is judged against."""
 
@@ -188,6 +210,7 @@ class ParityReport(Document):
     fail_on: str = "any"
     locate: list[LocateReport] | None = None
     edge_readiness: dict[str, EdgeReadiness] | None = None
+    provenance: dict[str, Provenance] | None = None
 
     @property
     def failures(self) -> list[ParityResult]:
@@ -481,7 +504,17 @@ def validate(
 
         say("edge readiness: ops, Flex/custom ops, tflite-runtime load check")
         readiness = edge_readiness(tflites)
+    provenance = {
+        c.label: Provenance(
+            c.extra["kept"],
+            c.extra.get("why", ""),
+            [Attempt(**a) for a in c.extra.get("attempts", [])],
+        )
+        for c in candidates
+        if c.extra.get("kept")
+    }
     return ParityReport(
+        provenance=provenance or None,
         edge_readiness=readiness,
         reference=ReferenceRun(
             artifact=reference.label,

@@ -66,6 +66,14 @@ def render_markdown(report: ParityReport) -> str:
             )
     if notes:
         lines += ["", "## Notes", "", *notes]
+    if report.provenance:
+        lines += ["", "## How each artifact was made (`--backend auto`)", ""]
+        for name, p in report.provenance.items():
+            lines.append(f"- `{name}`: kept from **{p.kept}**: {p.why}")
+            for a in p.attempts:
+                cost = f", {a.seconds:.1f} s" if a.seconds is not None else ""
+                cost += f", peak {a.peak_memory / 2**20:.0f} MB" if a.peak_memory else ""
+                lines.append(f"  - {a.route}: {a.outcome}{cost}" + (f": {a.reason}" if a.reason else ""))
     readiness = report.edge_readiness or {}
     if readiness:
         lines += [

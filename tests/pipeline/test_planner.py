@@ -106,6 +106,15 @@ def test_a_transformer_that_fails_with_a_dynamic_batch_comes_out_validated_with_
     tflite = [r for r in report["results"] if r["artifact"] == "model_fp32.tflite" and r["status"] == "pass"]
     assert tflite and all(r["dynamic_axes"]["input"]["batch"] == "static 1" for r in tflite)
     assert "dynamic axes made static" in (run / "parity.md").read_text()
+    # How each artifact was made: every attempt, in the manifest and both reports.
+    attempts = manifest["artifacts"]["model_fp32.tflite"]["extra"]["attempts"]
+    assert [(a["route"], a["outcome"]) for a in attempts] == [
+        ("onnx2tf", "not made"), ("onnx2tf-static", "pass"), ("onnx-tf", "not tried")
+    ]  # fmt: skip
+    assert attempts[0]["seconds"] > 0 and attempts[1]["peak_memory"] > 0
+    markdown = (run / "parity.md").read_text()
+    assert "kept from **onnx2tf-static**" in markdown and "  - onnx2tf: not made" in markdown
+    assert "How each artifact was made" in (run / "report.html").read_text()
 
 
 def test_fix_batch_fixes_the_batch_axis_and_keeps_what_the_graph_computes(tmp_path):
