@@ -8,7 +8,7 @@ attempt took. ``auto`` is a planner: it tries the routes in order and stops once
 asked for has passed validation with builtin TFLite ops only (``prefer="fastest"`` tries them all);
 then it keeps, per artifact, the first that passed (or the fastest), a builtin-only TFLite file
 before one that needs Flex ops, and copies it into the run directory. Artifacts are independent: a
-route's validated SavedModel is kept even when its TFLite file failed. An artifact that no route
+route's validated SavedModel is kept even when its TFLite file failed validation. An artifact that no route
 made pass is not kept. Each converter has silent failure modes of its own, so nothing is kept on a
 converter's word: only on validation's.
 """
