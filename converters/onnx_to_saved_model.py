@@ -65,12 +65,17 @@ class TFConvertOptions:
         max_memory: Address-space cap, in bytes, of each conversion worker (default: three
             quarters of this machine's memory); a worker that runs out of it fails alone, with
             ``out of memory at N GB``.
+        partial: Keep what converted when some artifact could not be made (a route that makes
+            several artifacts in one run); each kept artifact's ``extra["not_made"]`` names the
+            others with the reason. The planner asks for this: it validates every artifact on
+            its own. Otherwise a conversion is all or nothing.
     """
 
     saved_model: bool = True
     precisions: tuple[str, ...] = ("fp32", "fp16")
     timeout_s: float = 1800.0
     max_memory: int | None = field(default_factory=lambda: default_max_memory())
+    partial: bool = False
 
     def __post_init__(self) -> None:
         bad = [p for p in self.precisions if p not in PRECISIONS]

@@ -8,8 +8,9 @@ attempt took. ``auto`` is a planner: it tries the routes in order and stops once
 asked for has passed validation with builtin TFLite ops only (``prefer="fastest"`` tries them all);
 then it keeps, per artifact, the first that passed (or the fastest), a builtin-only TFLite file
 before one that needs Flex ops, and copies it into the run directory. Artifacts are independent: a
-route's validated SavedModel is kept even when its TFLite file failed validation. An artifact that no route
-made pass is not kept. Each converter has silent failure modes of its own, so nothing is kept on a
+route's validated SavedModel is kept even when its TFLite file failed or was not made (routes are
+asked for what they can make: ``TFConvertOptions.partial``). An artifact that no route made pass
+is not kept. Each converter has silent failure modes of its own, so nothing is kept on a
 converter's word: only on validation's.
 """
 
@@ -194,6 +195,7 @@ def compare_backends(
     finishes). Writes ``backends.json`` and ``backends.md`` into ``out_dir``.
     """
     backends = list(backends or ROUTES.names())
+    options = dataclasses.replace(options, partial=True)  # each artifact is validated on its own
     run = RunDir(out_dir).prepare()
     comparison = Comparison(Path(source).name)  # the checkpoint, or the ONNX file both backends convert
     rows: list[BackendRow] = []
@@ -248,8 +250,21 @@ def compare_backends(
         candidates = [onnx, *made] if exported else made
         report = validate_stage(reference, candidates, sub.path, validate_options, on_progress, force=force)
         seconds = time.perf_counter() - t0
+        made_names = {a.label for a in made}
+        not_made = {k: v for a in made for k, v in a.extra.get("not_made", {}).items()}
         rows += [
             dataclasses.replace(r, seconds=seconds, peak_memory=peak()) for r in _rows(report, made, backend)
+        ] + [
+            BackendRow(
+                name,
+                backend,
+                RowStatus.NOT_MADE,
+                message=not_made.get(name, f"the {backend} route did not make it"),
+                seconds=seconds,
+                peak_memory=peak(),
+            )
+            for name in _wanted(options)
+            if name not in made_names
         ]
         on_progress(
             f"backend {backend}: "

@@ -172,19 +172,25 @@ def convert_onnx_tf(
                     f"TorchScript exporter: `onnxpipe convert CHECKPOINT --backend onnx-tf` does this)"
                 ) from e
             raise
-        if result["failed"]:
-            reasons = "; ".join(f"{tflite_name(p)}: {why}" for p, why in result["failed"].items())
+        not_made = {tflite_name(p): why for p, why in result["failed"].items()}
+        if not_made and not (options.partial and (options.saved_model or result["tflite"])):
+            reasons = "; ".join(f"{name}: {why}" for name, why in not_made.items())
             raise ConversionError(
                 f"{onnx.path}: onnx-tf made a SavedModel but no working TFLite file from it ({reasons}); "
                 f"nothing was written (try --to saved_model, or --backend onnx2tf)"
             )
         extra = {"versions": result["versions"], "renamed": back}
+        if not_made:  # the planner asked for what converted: the rest is named, with the reason
+            log.warning("onnx-tf: %s not made", ", ".join(not_made))
+            extra["not_made"] = not_made
         sm_in, sm_out = _bind(spec, result["saved_model"], back, forward)
         artifacts: list[Artifact] = []
         sm_dest = out_dir / "saved_model"
         bound = []
         for precision in options.precisions:
             src = work / tflite_name(precision)
+            if src.name in not_made:
+                continue
             ins, outs = _bind(spec, result["tflite"][src.name], back, forward)
             bound.append((precision, src, ins, outs))
         if options.saved_model:

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from onnxpipe.converters.repairs import fix_batch
-from tests.conftest import onnxpipe
+from onnxpipe.converters.routes.onnx_tf import LEGACY_PYTHON
+from onnxpipe.converters.routes.onnx_tf import NAME as LEGACY_NAME
+from tests.conftest import onnxpipe, requires_env
+
+needs_legacy = requires_env(LEGACY_PYTHON, "setup-legacy")
 
 #: A BERT-shaped block: token embedding, multi-head self-attention through view/transpose and
 #: scaled_dot_product_attention, a mean-pooled classifier head. Exported with a dynamic batch, its
@@ -234,3 +238,47 @@ def test_the_budget_stops_the_search_and_says_which_routes_were_not_tried(greedy
     assert all("budget of 0.5 s was spent" in why for why in table["not_tried"].values())
     assert "onnx2tf" in table["not_tried"] and "## Not tried" in (out / "backends.md").read_text()
     assert not (out / "model_fp32.tflite").exists()  # nothing validated, nothing kept
+
+
+@pytest.mark.legacy
+@needs_legacy
+def test_a_route_whose_tflite_fails_keeps_its_validated_saved_model(tmp_path):
+    """onnx-tf makes a good SavedModel of an LSTM but no working TFLite file: the planner keeps the one."""
+    import torch
+
+    from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
+    from onnxpipe.models.errors import ConversionError
+    from onnxpipe.pipeline.backends import compare_backends, keep_best
+    from onnxpipe.validation.parity import ValidateOptions
+
+    class Lstm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(8, 16, batch_first=True)
+            self.head = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    source = tmp_path / "lstm.onnx"
+    torch.onnx.export(
+        Lstm().eval(), (torch.rand(1, 8, 8),), str(source), input_names=["rows"], output_names=["logits"],
+        dynamic_axes={"rows": {0: "batch"}, "logits": {0: "batch"}}, opset_version=12, dynamo=False,
+    )  # fmt: skip
+    out = tmp_path / "run"
+    comparison = compare_backends(
+        source, out, TFConvertOptions(precisions=("fp32",)),
+        validate_options=ValidateOptions(devices=("cpu",)), backends=[LEGACY_NAME], until_passed=True,
+    )  # fmt: skip
+    rows = {r.artifact: r for r in comparison.rows}
+    assert rows["saved_model"].status == "pass" and rows["saved_model"].max_abs < 1e-4
+    assert (
+        rows["model_fp32.tflite"].status == "not made" and "TensorList" in rows["model_fp32.tflite"].message
+    )
+    with pytest.raises(ConversionError, match=r"kept no model_fp32\.tflite"):
+        keep_best(comparison, out, prefer="first")
+    # The SavedModel was kept all the same, and recorded; no TFLite file was.
+    assert (out / "saved_model" / "saved_model.pb").is_file() and not (out / "model_fp32.tflite").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["artifacts"]["saved_model"]["extra"]["kept"] == LEGACY_NAME
