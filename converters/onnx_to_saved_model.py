@@ -54,6 +54,11 @@ def tflite_name(precision: str) -> str:
     return f"model_{precision}.tflite"
 
 
+def default_max_memory(share: float = 0.75) -> int:
+    """The default cap of a conversion worker: ``share`` of this machine's physical memory."""
+    return int(share * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
 @dataclass(frozen=True)
 class TFConvertOptions:
     """Options of the ONNX -> TensorFlow hop.
@@ -74,7 +79,7 @@ class TFConvertOptions:
     saved_model: bool = True
     precisions: tuple[str, ...] = ("fp32", "fp16")
     timeout_s: float = 1800.0
-    max_memory: int | None = field(default_factory=lambda: default_max_memory())
+    max_memory: int | None = field(default_factory=default_max_memory)
     partial: bool = False
 
     def __post_init__(self) -> None:
@@ -85,11 +90,6 @@ class TFConvertOptions:
             raise UsageError(f"max memory: got {self.max_memory / 2**30:.2f} GB, expected at least 0.25 GB")
         if not self.saved_model and not self.precisions:
             raise UsageError("nothing to convert: no SavedModel and no TFLite precision asked for")
-
-
-def default_max_memory(share: float = 0.75) -> int:
-    """The default cap of a conversion worker: ``share`` of this machine's physical memory."""
-    return int(share * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def unsupported_ops(onnx_path: Path) -> list[str]:

@@ -23,6 +23,7 @@ from onnxpipe.models.execution import RuntimeOpener
 from onnxpipe.models.registry import Registry
 
 __all__ = [
+    "PREFER",
     "ROUTES",
     "Route",
     "RouteInfo",
@@ -110,6 +111,10 @@ class Route(abc.ABC):
 ROUTES: Registry[type[Route]] = Registry(
     "backend", discover="onnxpipe.converters.routes", order=lambda route: route.preference
 )
+
+
+#: What ``--backend auto`` keeps among the artifacts that passed: the first route's, or the fastest.
+PREFER = ("first", "fastest")
 
 
 def get_route(name: str) -> type[Route]:

@@ -41,7 +41,6 @@ from onnxpipe.validation.metrics import fmt
 from onnxpipe.validation.parity import ParityReport, Status, ValidateOptions
 
 __all__ = [
-    "PREFER",
     "BackendRow",
     "Comparison",
     "RowStatus",
@@ -49,9 +48,6 @@ __all__ = [
     "keep_best",
     "render_comparison_markdown",
 ]
-
-#: What ``auto`` keeps among the artifacts that passed: the first route's, or the fastest.
-PREFER = ("first", "fastest")
 
 #: The runtime whose latency stands for each format in the table.
 _LATENCY_RUNTIME = {Format.TF_SAVED_MODEL: "tensorflow", Format.TFLITE: "ai-edge-litert"}
@@ -166,6 +162,11 @@ def _rows(report: ParityReport, artifacts: Sequence[Artifact], backend: str) -> 
     return rows
 
 
+def _peak_since(workers: int) -> int | None:
+    """The largest peak memory of the worker processes that exited after the first ``workers``."""
+    return max((b for _, b in wire.PEAKS[workers:]), default=None)
+
+
 def _settled(rows: Sequence[BackendRow], wanted: Sequence[str]) -> bool:
     """Whether every wanted artifact has passed, a TFLite file with builtin ops only."""
     return all(
@@ -217,9 +218,6 @@ def compare_backends(
         on_progress(f"backend {backend}")
         t0, workers = time.perf_counter(), len(wire.PEAKS)
 
-        def peak() -> int | None:
-            return max((b for _, b in wire.PEAKS[workers:]), default=None)  # noqa: B023 - called in this pass
-
         sub = RunDir(run.path / "backends" / backend)
         route = ROUTES.get(backend)
         reason = route.unavailable_reason()  # before anything is exported for it
@@ -239,7 +237,12 @@ def compare_backends(
             on_progress(f"backend {backend}: not made ({seconds:.1f} s): {reason}")
             rows += [
                 BackendRow(
-                    name, backend, RowStatus.NOT_MADE, message=reason, seconds=seconds, peak_memory=peak()
+                    name,
+                    backend,
+                    RowStatus.NOT_MADE,
+                    message=reason,
+                    seconds=seconds,
+                    peak_memory=_peak_since(workers),
                 )
                 for name in _wanted(options)
             ]
@@ -253,7 +256,8 @@ def compare_backends(
         made_names = {a.label for a in made}
         not_made = {k: v for a in made for k, v in a.extra.get("not_made", {}).items()}
         rows += [
-            dataclasses.replace(r, seconds=seconds, peak_memory=peak()) for r in _rows(report, made, backend)
+            dataclasses.replace(r, seconds=seconds, peak_memory=_peak_since(workers))
+            for r in _rows(report, made, backend)
         ] + [
             BackendRow(
                 name,
@@ -261,7 +265,7 @@ def compare_backends(
                 RowStatus.NOT_MADE,
                 message=not_made.get(name, f"the {backend} route did not make it"),
                 seconds=seconds,
-                peak_memory=peak(),
+                peak_memory=_peak_since(workers),
             )
             for name in _wanted(options)
             if name not in made_names

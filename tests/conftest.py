@@ -64,3 +64,31 @@ def pytest_terminal_summary(terminalreporter):
             f"hostile inputs tried: {len(HOSTILE_TRIED)} (each: one error line, documented exit code, "
             "no traceback, no file written)"
         )
+
+
+def export_lstm(path: Path, dynamic_batch: bool = True) -> Path:
+    """An LSTM classifier (rows of 8 features -> 10 logits) exported at opset 12 with the TorchScript
+    exporter: onnx-tf makes a good SavedModel of it but no working TFLite file."""
+    import torch
+
+    class Lstm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(8, 16, batch_first=True)
+            self.head = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    torch.onnx.export(
+        Lstm().eval(),
+        (torch.rand(1, 8, 8),),
+        str(path),
+        input_names=["rows"],
+        output_names=["logits"],
+        dynamic_axes={"rows": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None,
+        opset_version=12,
+        dynamo=False,
+    )
+    return path

@@ -14,9 +14,10 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, convert_onnx2tf
+from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
 from onnxpipe.converters.repairs import fix_batch
-from onnxpipe.converters.route import ROUTES, Route
+from onnxpipe.converters.route import ROUTES
+from onnxpipe.converters.routes.onnx2tf import Onnx2tfRoute
 from onnxpipe.models.artifact import Artifact
 from onnxpipe.models.execution import RuntimeOpener
 
@@ -27,12 +28,11 @@ STATIC_BATCH = 1
 
 
 @ROUTES.register()
-class Onnx2tfStaticRoute(Route):
+class Onnx2tfStaticRoute(Onnx2tfRoute):
     """onnx2tf 1.28 on a copy of the ONNX file whose batch axis is fixed to 1."""
 
     name = "onnx2tf-static"
     summary = "onnx2tf 1.28 on the graph with its batch fixed to 1 (artifacts run at batch 1 only)"
-    layout = "channels last: NCHW inputs become NHWC (recorded per tensor)"
     preference = 15
 
     def convert(  # noqa: D102
@@ -43,11 +43,11 @@ class Onnx2tfStaticRoute(Route):
         with tempfile.TemporaryDirectory(prefix=".static-", dir=out_dir) as tmp:
             fixed = Path(tmp) / onnx.path.name
             fix_batch(onnx.path, fixed, STATIC_BATCH)
-            made = convert_onnx2tf(onnx.with_path(fixed), out_dir, options, run_with=run_with)
+            made = super().convert(onnx.with_path(fixed), out_dir, options, run_with)
         return [
             dataclasses.replace(
                 a,
-                backend=self.name if a.backend == "onnx2tf" else a.backend,
+                backend=self.name if a.backend == Onnx2tfRoute.name else a.backend,
                 extra={**a.extra, "static_batch": STATIC_BATCH},
             )
             for a in made

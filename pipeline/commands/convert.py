@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from onnxpipe.converters.onnx_to_saved_model import PRECISIONS
-from onnxpipe.converters.route import ROUTES
-from onnxpipe.pipeline.backends import PREFER
+from onnxpipe.converters.route import PREFER, ROUTES
 from onnxpipe.pipeline.commands.options import (
     RegistryChoice,
     csv_choice,

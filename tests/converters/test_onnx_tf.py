@@ -15,7 +15,7 @@ from onnxpipe.converters.onnx_tf_compat import is_safe_name, missing_handlers, s
 from onnxpipe.converters.routes.onnx_tf import LEGACY_PYTHON, WORKER
 from onnxpipe.models import wire
 from onnxpipe.models.errors import ConversionError
-from tests.conftest import onnxpipe, requires_env
+from tests.conftest import export_lstm, onnxpipe, requires_env
 
 needs_legacy = requires_env(LEGACY_PYTHON, "setup-legacy")
 
@@ -222,28 +222,7 @@ def test_names_onnx_tf_cannot_take_are_renamed_and_mapped_back(tmp_path):
     ],
 )
 def test_an_lstm_tflite_onnx_tf_cannot_make_is_refused_with_the_reason(tmp_path, dynamic_batch, reason):
-    import torch
-
-    class Lstm(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = torch.nn.LSTM(8, 16, batch_first=True)
-            self.head = torch.nn.Linear(16, 10)
-
-        def forward(self, x):
-            return self.head(self.rnn(x)[0][:, -1])
-
-    path = tmp_path / "lstm.onnx"
-    torch.onnx.export(
-        Lstm().eval(),
-        (torch.rand(1, 8, 8),),
-        str(path),
-        input_names=["rows"],
-        output_names=["logits"],
-        dynamic_axes={"rows": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None,
-        opset_version=12,
-        dynamo=False,
-    )
+    path = export_lstm(tmp_path / "lstm.onnx", dynamic_batch)
     out = tmp_path / "out"
     out.mkdir()
     proc = onnxpipe("convert", str(path), "--backend", "onnx-tf", "--precision", "fp32", "--out", str(out))

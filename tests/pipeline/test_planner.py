@@ -11,7 +11,7 @@ import pytest
 from onnxpipe.converters.repairs import fix_batch
 from onnxpipe.converters.routes.onnx_tf import LEGACY_PYTHON
 from onnxpipe.converters.routes.onnx_tf import NAME as LEGACY_NAME
-from tests.conftest import onnxpipe, requires_env
+from tests.conftest import export_lstm, onnxpipe, requires_env
 
 needs_legacy = requires_env(LEGACY_PYTHON, "setup-legacy")
 
@@ -244,28 +244,12 @@ def test_the_budget_stops_the_search_and_says_which_routes_were_not_tried(greedy
 @needs_legacy
 def test_a_route_whose_tflite_fails_keeps_its_validated_saved_model(tmp_path):
     """onnx-tf makes a good SavedModel of an LSTM but no working TFLite file: the planner keeps the one."""
-    import torch
-
     from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
     from onnxpipe.models.errors import ConversionError
     from onnxpipe.pipeline.backends import compare_backends, keep_best
     from onnxpipe.validation.parity import ValidateOptions
 
-    class Lstm(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = torch.nn.LSTM(8, 16, batch_first=True)
-            self.head = torch.nn.Linear(16, 10)
-
-        def forward(self, x):
-            return self.head(self.rnn(x)[0][:, -1])
-
-    torch.manual_seed(0)
-    source = tmp_path / "lstm.onnx"
-    torch.onnx.export(
-        Lstm().eval(), (torch.rand(1, 8, 8),), str(source), input_names=["rows"], output_names=["logits"],
-        dynamic_axes={"rows": {0: "batch"}, "logits": {0: "batch"}}, opset_version=12, dynamo=False,
-    )  # fmt: skip
+    source = export_lstm(tmp_path / "lstm.onnx")
     out = tmp_path / "run"
     comparison = compare_backends(
         source, out, TFConvertOptions(precisions=("fp32",)),
