@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from onnxpipe.models.artifact import Artifact, Format, TensorBinding
-from onnxpipe.models.errors import ConversionError
+from onnxpipe.models.errors import ConversionError, EnvironmentProblem
 from onnxpipe.models.execution import RuntimeOpener
 from onnxpipe.models.spec import TensorSpec
 
@@ -159,6 +159,10 @@ def settle_ambiguous(
                 got = runtime.run(probe)
         except (ValueError, RuntimeError):  # a layout the file cannot take at all: not this one
             continue
+        except EnvironmentProblem:
+            # No runtime here loads the file at all (Flex ops): there is nothing to measure, the
+            # rule's bindings stand, and validation says why the file cannot be run.
+            return inputs, outputs
         error = max(
             float(np.abs(got[name] - ref).max()) if got[name].shape == ref.shape else np.inf
             for name, ref in expected.items()

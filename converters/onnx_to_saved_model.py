@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxpipe.converters.layout import bind_tensors, settle_ambiguous
+from onnxpipe.converters.repairs import self_contained_copy
 from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS, QUANTIZED_PRECISIONS
 from onnxpipe.models import wire
 from onnxpipe.models.artifact import Artifact, Format
@@ -177,7 +178,7 @@ def _wants_test_images(spec) -> bool:
 
 def _run_onnx2tf(onnx_path: Path, work: Path, options: TFConvertOptions, needs_test_images: bool) -> dict:
     model = work / "model.onnx"
-    shutil.copyfile(onnx_path, model)
+    self_contained_copy(onnx_path, model)  # onnx2tf rewrites its input, and needs its weights with it
     if needs_test_images:
         np.save(work / _CALIBRATION_FILE, _calibration_images())
     request = {"mode": "convert", "onnx": str(model), "out_dir": str(work / "out"), "options": {}}

@@ -2,7 +2,21 @@
 
 Each pass takes an ONNX file and writes a rewritten copy; the caller converts the copy, and what the
 converter makes is validated against the reference like any other artifact, so a pass can never
-make a wrong artifact look right.
+make a wrong artifact look right. The rewrites of :data:`REPAIR_PASSES` are also checked on their
+own (:func:`repair`): the rewritten graph must compute what the original computes, in ONNX Runtime,
+or the pass is dropped and says why.
+
+- ``prelu``: a ``PRelu`` whose slope is not one number becomes ``Max(x, 0) + slope * Min(x, 0)``.
+  onnx2tf maps PRelu to TFLite's ``PRELU``, which takes at most 4-D tensors (``'tfl.prelu' op
+  failed to verify ... within the rank 4`` on a Conv3d's PReLU); onnx-tf 1.10 has no PRelu-16.
+- ``dilated-strided-conv``: a ``Conv`` that is both dilated and strided becomes the dilated Conv
+  at stride 1 followed by a ``Slice`` with the stride as its step (the same numbers: a strided
+  convolution is the stride-1 one sampled). TensorFlow's convolution refuses the pair (```strides
+  > 1` not supported in conjunction with `dilation_rate > 1```), in both converters.
+- ``pool3d``: a 3-D ``MaxPool``/``AveragePool`` without padding becomes two 2-D pools (height and
+  width on ``[N, C*D, H, W]``, then depth on ``[N, C, D, H'*W']``): max and mean over a box are the
+  max and mean of the per-slice ones. Both converters write ``MaxPool3D``/``AvgPool3D`` as Flex ops
+  (TensorFlow ops inside the TFLite file), which the plain TFLite interpreter cannot run.
 
 - :func:`fix_batch`: every graph input's and output's batch axis (the first) fixed to ``N``. Graphs
   exported with a dynamic batch compute shapes at run time (``Shape -> Gather -> Concat ->
@@ -14,11 +28,62 @@ make a wrong artifact look right.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from onnxpipe.models.errors import ConversionError
+import numpy as np
 
-__all__ = ["fix_batch"]
+from onnxpipe.models.artifact import Artifact
+from onnxpipe.models.errors import ConversionError, EnvironmentProblem
+from onnxpipe.models.execution import RuntimeOpener
+
+__all__ = [
+    "REPAIR_PASSES",
+    "RepairPass",
+    "RepairResult",
+    "fix_batch",
+    "load_model",
+    "repair",
+    "save_model",
+    "self_contained_copy",
+]
+
+#: Protobuf's limit: larger models keep their weights in an external data file.
+_PROTOBUF_LIMIT = 2**31 - 1
+
+
+def load_model(source: Path):
+    """Load an ONNX model with its external data (read from beside ``source``).
+
+    Raises:
+        ConversionError: ``source`` is not a readable ONNX model, or its external data is missing.
+    """
+    import onnx
+
+    try:
+        return onnx.load(str(source))
+    except Exception as e:  # onnx raises DecodeError, ValueError, OSError...
+        raise ConversionError(f"{source}: not a readable ONNX model ({type(e).__name__}: {e})") from e
+
+
+def save_model(model, dest: Path) -> None:
+    """Write ``model`` to ``dest``: one file, or ``dest`` plus ``<name>.data`` beside it when over 2 GB."""
+    import onnx
+
+    if model.ByteSize() < _PROTOBUF_LIMIT:
+        onnx.save(model, str(dest))
+    else:
+        onnx.save(model, str(dest), save_as_external_data=True, location=f"{Path(dest).name}.data")
+
+
+def self_contained_copy(source: Path, dest: Path) -> None:
+    """Copy an ONNX model to ``dest`` with its weights, wherever ``source`` kept them.
+
+    A model exported with external data (``model.onnx`` + ``model.onnx.data``) cannot be copied as
+    one file: a converter working on the copy would find no weights.
+    """
+    save_model(load_model(source), dest)
 
 
 def fix_batch(source: Path, dest: Path, batch: int = 1) -> list[str]:
@@ -35,10 +100,7 @@ def fix_batch(source: Path, dest: Path, batch: int = 1) -> list[str]:
     """
     import onnx
 
-    try:
-        model = onnx.load(str(source))
-    except Exception as e:  # onnx raises DecodeError, ValueError, OSError...
-        raise ConversionError(f"{source}: not a readable ONNX model ({type(e).__name__})") from e
+    model = load_model(source)
     initializers = {i.name for i in model.graph.initializer}
     fixed = []
     for value in [*model.graph.input, *model.graph.output]:
@@ -52,5 +114,297 @@ def fix_batch(source: Path, dest: Path, batch: int = 1) -> list[str]:
     if fixed:
         del model.graph.value_info[:]  # inferred again below, with the batch fixed
         model = onnx.shape_inference.infer_shapes(model)
-    onnx.save(model, str(dest))
+    save_model(model, dest)
     return fixed
+
+
+# --- repair passes ---------------------------------------------------------------------------
+
+
+class _Graph:
+    """Fresh names and constants for the nodes a pass adds to ``model``'s main graph."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.graph = model.graph
+        names = {i.name for i in self.graph.initializer} | {v.name for v in self.graph.input}
+        for node in self.graph.node:
+            names.update(node.output)
+            names.add(node.name)
+        self._names = names
+        self.added: list = []
+
+    def fresh(self, base: str) -> str:
+        i = 0
+        while f"{base}_{i}" in self._names:
+            i += 1
+        self._names.add(name := f"{base}_{i}")
+        return name
+
+    def constant(self, base: str, value: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        name = self.fresh(base)
+        self.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], base: str, **attrs) -> str:
+        from onnx import helper
+
+        out = self.fresh(base)
+        return self._add(helper.make_node(op, inputs, [out], name=self.fresh(f"{base}_{op}"), **attrs), out)
+
+    def _add(self, node, out: str) -> str:
+        self.added.append(node)
+        return out
+
+    def replace(self, old, new_nodes: list) -> None:
+        """Put ``new_nodes`` where ``old`` was (keeping the graph topologically sorted)."""
+        nodes = list(self.graph.node)
+        i = next(j for j, n in enumerate(nodes) if n is old)
+        del self.graph.node[:]
+        self.graph.node.extend(nodes[:i] + new_nodes + nodes[i + 1 :])
+
+    def rewrite(self, old, build: Callable[[], str]) -> None:
+        """Replace ``old`` by the nodes ``build`` adds; ``build`` returns the tensor standing for its output."""
+        self.added = []
+        out = build()
+        # The last node writes old's output name, so every consumer (and the graph's outputs) still finds it.
+        last = self.added[-1]
+        assert list(last.output) == [out]
+        last.output[0] = old.output[0]
+        self.replace(old, self.added)
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _static_shape(model, name: str) -> list[int] | None:
+    """The fully known shape of tensor ``name`` (after shape inference), else ``None``."""
+    for value in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
+        if value.name == name and value.type.HasField("tensor_type"):
+            dims = value.type.tensor_type.shape.dim
+            if not value.type.tensor_type.HasField("shape"):
+                return None
+            return [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+    return None
+
+
+def _initializer(model, name: str) -> np.ndarray | None:
+    from onnx import numpy_helper
+
+    for init in model.graph.initializer:
+        if init.name == name:
+            return numpy_helper.to_array(init)
+    return None
+
+
+def _prelu(model) -> int:
+    g, count = _Graph(model), 0
+    for node in [n for n in model.graph.node if n.op_type == "PRelu"]:
+        slope = _initializer(model, node.input[1])
+        if slope is not None and slope.size == 1:
+            continue  # one slope for every element: every converter handles it
+        x, s = node.input[0], node.input[1]
+        zero = g.constant("repair_zero", np.zeros((), dtype=_dtype_of(model, x)))
+
+        def build(x=x, s=s, zero=zero):
+            pos = g.node("Max", [x, zero], "prelu_pos")
+            neg = g.node("Min", [x, zero], "prelu_neg")
+            return g.node("Add", [pos, g.node("Mul", [s, neg], "prelu_scaled")], "prelu")
+
+        g.rewrite(node, build)
+        count += 1
+    return count
+
+
+def _dtype_of(model, name: str) -> np.dtype:
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    for value in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
+        if value.name == name:
+            return tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+    init = _initializer(model, name)
+    return init.dtype if init is not None else np.dtype("float32")
+
+
+def _padding_free(attrs: dict, spatial: int) -> bool:
+    return attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", b"VALID", "NOTSET", "VALID") and not any(
+        attrs.get("pads", [0] * 2 * spatial)
+    )
+
+
+def _dilated_strided_conv(model) -> int:
+    g, count = _Graph(model), 0
+    for node in [n for n in model.graph.node if n.op_type == "Conv"]:
+        attrs = _attrs(node)
+        strides, dilations = attrs.get("strides", []), attrs.get("dilations", [])
+        if not any(s > 1 for s in strides) or not any(d > 1 for d in dilations):
+            continue
+        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+            continue  # SAME padding depends on the stride: not the same numbers at stride 1
+        kept = {k: v for k, v in attrs.items() if k != "strides"}
+
+        def build(node=node, kept=kept, strides=strides):
+            full = g.node("Conv", list(node.input), "conv_stride1", strides=[1] * len(strides), **kept)
+            axes = list(range(2, 2 + len(strides)))
+            return g.node(
+                "Slice",
+                [
+                    full,
+                    g.constant("slice_starts", np.zeros(len(axes), np.int64)),
+                    g.constant("slice_ends", np.full(len(axes), np.iinfo(np.int64).max, np.int64)),
+                    g.constant("slice_axes", np.array(axes, np.int64)),
+                    g.constant("slice_steps", np.array(strides, np.int64)),
+                ],
+                "conv_strided",
+            )
+
+        g.rewrite(node, build)
+        count += 1
+    return count
+
+
+def _pool3d(model) -> int:
+    g, count = _Graph(model), 0
+    for node in [n for n in model.graph.node if n.op_type in ("MaxPool", "AveragePool")]:
+        attrs = _attrs(node)
+        kernel = attrs.get("kernel_shape", [])
+        shape = _static_shape(model, node.input[0])
+        if len(kernel) != 3 or shape is None or len(shape) != 5 or min(shape[1:]) < 1:
+            continue  # not 3-D, or channels/depth/height/width not known
+        if len(node.output) > 1 and node.output[1]:
+            continue  # MaxPool's indices are used
+        if (
+            not _padding_free(attrs, 3)
+            or attrs.get("ceil_mode", 0)
+            or any(d != 1 for d in attrs.get("dilations", [1]))
+        ):
+            continue
+        strides = attrs.get("strides", [1, 1, 1])
+        (kd, kh, kw), (sd, sh, sw) = kernel, strides
+        _, c, d, h, w = shape
+        h2, w2, d2 = (h - kh) // sh + 1, (w - kw) // sw + 1, (d - kd) // sd + 1
+        extra = {"count_include_pad": attrs["count_include_pad"]} if "count_include_pad" in attrs else {}
+
+        def build(
+            node=node, op=node.op_type, extra=extra, dims=(c, d, h, w, h2, w2, d2, kh, kw, sh, sw, kd, sd)
+        ):
+            c, d, h, w, h2, w2, d2, kh, kw, sh, sw, kd, sd = dims
+            slices = g.node(
+                "Reshape",
+                [node.input[0], g.constant("pool_shape", np.array([0, c * d, h, w], np.int64))],
+                "pool_hw_in",
+            )
+            hw = g.node(op, [slices], "pool_hw", kernel_shape=[kh, kw], strides=[sh, sw], **extra)
+            depth = g.node(
+                "Reshape", [hw, g.constant("pool_shape", np.array([0, c, d, h2 * w2], np.int64))], "pool_d_in"
+            )
+            pooled = g.node(op, [depth], "pool_d", kernel_shape=[kd, 1], strides=[sd, 1], **extra)
+            return g.node(
+                "Reshape",
+                [pooled, g.constant("pool_shape", np.array([0, c, d2, h2, w2], np.int64))],
+                "pool3d",
+            )
+
+        g.rewrite(node, build)
+        count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class RepairPass:
+    """One rewrite: ``apply`` changes a model in place and returns how many nodes it rewrote."""
+
+    name: str
+    summary: str
+    apply: Callable[..., int]
+
+
+#: Every repair pass, in the order they are applied.
+REPAIR_PASSES: tuple[RepairPass, ...] = (
+    RepairPass("prelu", "per-channel PRelu -> Max(x, 0) + slope * Min(x, 0)", _prelu),
+    RepairPass(
+        "dilated-strided-conv",
+        "dilated + strided Conv -> stride-1 Conv, then Slice by the stride",
+        _dilated_strided_conv,
+    ),
+    RepairPass("pool3d", "3-D MaxPool/AveragePool -> two 2-D pools (height/width, then depth)", _pool3d),
+)
+
+
+@dataclass
+class RepairResult:
+    """What :func:`repair` did: nodes rewritten per pass, and passes dropped with the reason."""
+
+    applied: dict[str, int]
+    dropped: dict[str, str]
+
+
+def _probe(artifact: Artifact, batch: int = 2) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        t.name: rng.standard_normal(t.concrete_shape(batch)).astype(t.dtype)
+        if np.dtype(t.dtype).kind == "f"
+        else rng.integers(0, 2, size=t.concrete_shape(batch)).astype(t.dtype)
+        for t in artifact.spec.inputs
+    }
+
+
+def _differs(expected: dict, got: dict) -> str | None:
+    for name, want in expected.items():
+        have = got.get(name)
+        if have is None or np.shape(have) != np.shape(want):
+            return f"output {name!r}: shape {np.shape(have)} instead of {np.shape(want)}"
+        scale = max(1.0, float(np.max(np.abs(want))) if np.size(want) else 1.0)
+        worst = float(np.max(np.abs(np.asarray(have, np.float64) - want))) if np.size(want) else 0.0
+        if not worst <= 1e-5 * scale:  # NaN-safe
+            return f"output {name!r} differs by {worst:.3g}"
+    return None
+
+
+def repair(
+    onnx: Artifact,
+    dest: Path,
+    run_with: RuntimeOpener,
+    passes: tuple[RepairPass, ...] = REPAIR_PASSES,
+) -> RepairResult:
+    """Write ``onnx`` to ``dest`` with every pass of ``passes`` that applies, each checked.
+
+    A pass is kept only if the graph it rewrote computes the original's outputs (on seeded random
+    inputs, through ``run_with``: ONNX Runtime, or the reference evaluator where it has no kernel)
+    and passes the ONNX checker; otherwise it is undone and listed in ``dropped``.
+
+    Raises:
+        ConversionError: ``onnx`` is not a readable model.
+    """
+    import onnx as onnx_lib
+
+    model = onnx_lib.shape_inference.infer_shapes(load_model(onnx.path))
+    probe = _probe(onnx)
+    with run_with(onnx) as session:
+        expected = session.run(probe)
+    result = RepairResult({}, {})
+    dest = Path(dest)
+    for p in passes:
+        candidate = onnx_lib.ModelProto()
+        candidate.CopyFrom(model)
+        count = p.apply(candidate)
+        if not count:
+            continue
+        try:
+            onnx_lib.checker.check_model(candidate)
+            save_model(candidate, dest)
+            with run_with(onnx.with_path(dest)) as session:
+                why = _differs(expected, session.run(probe))
+        except (onnx_lib.checker.ValidationError, EnvironmentProblem, RuntimeError, ValueError) as e:
+            why = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        if why:
+            result.dropped[p.name] = why
+        else:
+            model, result.applied[p.name] = candidate, count
+    save_model(model, dest)
+    return result

@@ -70,7 +70,9 @@ class Registry(Generic[T]):
         Raises:
             UsageError: ``name`` is taken (and ``replace`` is not set).
         """
-        self._discovered()  # a clash with one of the package's own plug-ins is seen now
+        own = self._discover and getattr(plugin, "__module__", "").startswith(f"{self._discover}.")
+        if not own:  # one of the package's own modules registers: discovering now would import it half-made
+            self._discovered()  # a clash with one of the package's own plug-ins is seen now
         if not replace and (name in self._loaded or name in self._lazy):
             raise UsageError(f"{self.kind} {name!r} is registered twice")
         self._lazy.pop(name, None)

@@ -61,7 +61,7 @@ def _load_checked_onnx(path: Path):
         if not target.is_file():
             raise InputFileError(path, f"external data {location!r} of tensor {tensor.name!r} is missing")
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(path))  # by path: external data is found beside the file, not in the cwd
     except Exception as e:  # onnx.checker.ValidationError and friends
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputFileError(path, f"invalid ONNX graph: {first}") from e
