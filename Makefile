@@ -20,7 +20,7 @@ TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tfl
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-edge setup-legacy setup-gpu setup-browser train export convert validate report bench test test-all lint clean distclean help
+.PHONY: all setup setup-edge setup-legacy setup-litert setup-gpu setup-browser train export convert validate report bench test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
@@ -29,6 +29,7 @@ help:
 	@echo "make setup      create .venv and install onnxpipe with the pinned constraints"
 	@echo "make setup-edge create .venv-edge with the standalone tflite-runtime (validation runs it as a worker)"
 	@echo "make setup-legacy create .venv-legacy with onnx-tf 1.10 and TensorFlow 2.15 (convert --backend onnx-tf)"
+	@echo "make setup-litert create .venv-litert with litert-torch 0.10 (convert --backend litert-torch)"
 	@echo "make setup-gpu  replace onnxruntime by onnxruntime-gpu (never both)"
 	@echo "make train|export|convert|validate   one stage (file targets: up-to-date stages are skipped)"
 	@echo "make report     regenerate parity.md and report.html from parity.json"
@@ -73,6 +74,17 @@ $(LEGACY_STAMP): constraints-legacy.txt
 	test -x .venv-legacy/bin/python || $(PYTHON) -m venv .venv-legacy
 	.venv-legacy/bin/python -m pip install --quiet -r constraints-legacy.txt
 	.venv-legacy/bin/python -c "import warnings; warnings.simplefilter('ignore'); import onnx_tf, tensorflow, onnx; print('legacy env ok: onnx-tf', onnx_tf.version.version, '| tensorflow', tensorflow.__version__, '| onnx', onnx.__version__)"
+	touch $@
+
+# The litert environment: litert-torch 0.10 (PyTorch -> TFLite with no ONNX), run by convert as a worker.
+# It cannot share .venv (its xdsl needs typing-extensions<4.13); about 2 GB.
+LITERT_STAMP := .venv-litert/.installed
+setup-litert: $(LITERT_STAMP)
+
+$(LITERT_STAMP): constraints-litert.txt
+	test -x .venv-litert/bin/python || $(PYTHON) -m venv .venv-litert
+	.venv-litert/bin/python -m pip install --quiet -r constraints-litert.txt
+	.venv-litert/bin/python -c "import warnings; warnings.simplefilter('ignore'); import litert_torch, torch, ai_edge_quantizer; print('litert env ok: litert-torch', litert_torch.__version__, '| torch', torch.__version__)"
 	touch $@
 
 # Headless Chromium for the HTML report test (Debian package; needs root).
@@ -121,10 +133,10 @@ bench: $(STAMP) $(LEGACY_STAMP)
 	$(BIN)/python bench/planner.py runs/cnn
 
 # --- quality ---------------------------------------------------------------------------------
-test: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP)
+test: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP)
+test-all: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -136,4 +148,4 @@ clean:
 	find . -name __pycache__ -type d -prune -not -path "./.venv*" -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-edge .venv-legacy *.egg-info
+	rm -rf $(VENV) .venv-edge .venv-legacy .venv-litert *.egg-info

@@ -46,6 +46,7 @@ class Route(abc.ABC):
         layout: What it does to tensor layouts, in words.
         preference: Its place in the list (lower first): ``--backend auto`` prefers the earlier
             route when two are equally fast, and bench compares every route with the first.
+        converts: ``Format.ONNX`` (the export :meth:`export_options` describes) or ``Format.TORCH``.
     """
 
     name: ClassVar[str]
@@ -55,6 +56,9 @@ class Route(abc.ABC):
     needs: ClassVar[str] = "the main environment (make setup)"
     layout: ClassVar[str] = "as the ONNX file"
     preference: ClassVar[int] = 100
+    #: What it converts: the ONNX export (``Format.ONNX``), or the PyTorch checkpoint itself
+    #: (``Format.TORCH``: :meth:`convert` is then handed the checkpoint's artifact).
+    converts: ClassVar[Format] = Format.ONNX
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -78,7 +82,16 @@ class Route(abc.ABC):
 
     @classmethod
     def refusal(cls, options: TFConvertOptions) -> str | None:
-        """Why this route cannot make what ``options`` ask for, or ``None`` when it can."""
+        """Why this route cannot make what ``options`` ask for, or ``None`` when it can.
+
+        With ``options.partial`` (the planner), only a route that makes none of it is refused.
+        """
+        if options.partial:
+            makes_some = (options.saved_model and Format.TF_SAVED_MODEL in cls.makes) or (
+                Format.TFLITE in cls.makes and any(p in cls.precisions for p in options.precisions)
+            )
+            if makes_some:
+                return None
         if options.saved_model and Format.TF_SAVED_MODEL not in cls.makes:
             return f"the {cls.name} route makes no SavedModel"
         if options.precisions and Format.TFLITE not in cls.makes:
@@ -93,6 +106,10 @@ class Route(abc.ABC):
         self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with: RuntimeOpener
     ) -> list[Artifact]:
         """Convert ``onnx`` into ``out_dir``, atomically, all or nothing.
+
+        ``onnx`` is the ONNX artifact, or the checkpoint's for a route that ``converts`` ``Format.TORCH``.
+        With ``options.partial``, a route returns what it could make, and names the rest with the
+        reason in each artifact's ``extra["not_made"]`` (artifact name -> reason).
 
         ``run_with`` opens a runtime on an artifact, for what the route runs to check its work (a
         route never opens an inference session of its own).
@@ -154,6 +171,8 @@ class RouteInfo:
 
 
 def _export_words(route: type[Route]) -> str:
+    if route.converts is Format.TORCH:
+        return "none: the checkpoint's module itself"
     options = route.export_options(ExportOptions())
     opset = f"opset {options.opset}" if options.opset else "opset of the model (18)"
     return f"{options.exporter}, {opset} -> {route.onnx_name(options)}"

@@ -17,7 +17,7 @@ from onnxpipe.converters.route import check_route, get_route
 from onnxpipe.converters.torch_to_onnx import ExportOptions, export_onnx
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from onnxpipe.models.errors import EnvironmentProblem, InputFileError, UsageError
+from onnxpipe.models.errors import ConversionError, EnvironmentProblem, InputFileError, UsageError
 from onnxpipe.pipeline.artifacts import detect_format, resolve_artifact
 from onnxpipe.pipeline.rundir import RunDir
 from onnxpipe.validation.locate import LocateReport
@@ -198,7 +198,10 @@ def source_onnx(
     force: bool = False,
     on_progress: Callable[[str], None] = _quiet,
 ) -> tuple[Artifact, bool]:
-    """The ONNX artifact route ``backend`` converts: ``source`` itself, or its export into ``run``.
+    """The artifact route ``backend`` converts: ``source`` itself, or its export into ``run``.
+
+    A route that converts the PyTorch module itself (``Route.converts`` is ``Format.TORCH``) gets
+    the checkpoint's artifact, and an ONNX source is refused for it (``ConversionError``).
 
     Each route names the export it wants (:meth:`Route.export_options`) and its file name: onnx2tf
     takes ``model.onnx`` (the dynamo exporter, opset 18 by default), onnx-tf ``model_opset12.onnx``.
@@ -210,6 +213,12 @@ def source_onnx(
     if not source.exists():
         raise InputFileError(source, "no such file or folder")
     fmt = detect_format(source)
+    if route.converts is Format.TORCH:  # the route converts the module itself: no export
+        if fmt is not Format.TORCH:
+            raise ConversionError(
+                f"the {backend} route converts a PyTorch checkpoint; {source.name} is {fmt}"
+            )
+        return resolve_artifact(source), False
     if fmt is Format.ONNX:
         return resolve_artifact(source), False
     if fmt is not Format.TORCH:

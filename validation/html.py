@@ -199,11 +199,17 @@ def render_html(report: ParityReport) -> str:
             )
         out.append("</table>")
     notes = [r for r in report.results if r.message]
-    if notes:
+    casts = {r.artifact: r.cast_inputs for r in report.results if r.cast_inputs}
+    if notes or casts:
         out.append("<h2>Notes</h2><ul>")
         out += [
             f"<li><b>{_e(r.artifact)}</b> on {_e(r.runtime)}/{_e(r.device)} ({_e(r.status)}): {_e(r.message)}</li>"
             for r in notes
+        ]
+        out += [
+            f"<li><b>{_e(name)}</b>: inputs cast as fed: "
+            f"{_e(', '.join(f'{k} {v}' for k, v in cast.items()))} (values checked to fit)</li>"
+            for name, cast in casts.items()
         ]
         out.append("</ul>")
     out.append("</body></html>")

@@ -106,6 +106,7 @@ class Execution:
     batch_sizes: list[int]
     dynamic_axes: dict[str, dict[str, str]]
     device_used: str
+    cast_inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +131,8 @@ class ParityResult:
     accuracy: float | None = None
     batch_sizes: list[int] = field(default_factory=list)
     dynamic_axes: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Inputs the artifact takes in another dtype (``"int64 -> int32"``), cast as they were fed.
+    cast_inputs: dict[str, str] = field(default_factory=dict)
     histogram: dict[str, Any] | None = None
     size_bytes: int | None = None
     ms_per_sample: float | None = None
@@ -281,7 +284,17 @@ def execute(runtime: Any, inputs: ValidationInputs, config: InputConfig) -> Exec
     for size in [static] if static else config.sweep:
         sweeps[size] = _cat([_padded(call, inputs, i, min(i + size, k), static) for i in range(0, k, size)])
     sizes = sorted({batch, *sweeps})
-    return Execution(main, sweeps, noise, spent, rows, sizes, runtime.dynamic_axes(), runtime.device_used)
+    return Execution(
+        main,
+        sweeps,
+        noise,
+        spent,
+        rows,
+        sizes,
+        runtime.dynamic_axes(),
+        runtime.device_used,
+        runtime.cast_inputs(),
+    )
 
 
 def _stack(e: Execution, sizes: list[int]) -> dict[str, np.ndarray]:
@@ -471,6 +484,7 @@ def validate(
             )
             continue
         result.batch_sizes, result.dynamic_axes = ex.batch_sizes, ex.dynamic_axes
+        result.cast_inputs = ex.cast_inputs
         result.ms_per_sample = 1000 * ex.inference_seconds / max(ex.rows, 1)
         shapes = {
             k: (ref.main[k].shape, ex.main[k].shape)

@@ -59,6 +59,9 @@ def render_markdown(report: ParityReport) -> str:
         static = {k: v for k, axes in r.dynamic_axes.items() for v in axes.values() if v != "dynamic"}
         if static:
             notes.append(f"- {where}: dynamic axes made static: {static}; run at batch {r.batch_sizes}")
+        if r.cast_inputs:
+            casts = ", ".join(f"{k} {v}" for k, v in r.cast_inputs.items())
+            notes.append(f"- {where}: inputs cast as fed: {casts} (values checked to fit)")
         if r.status == "fail" and r.groups:
             notes.append(
                 f"- {where}: max abs by input group: "

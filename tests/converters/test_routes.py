@@ -166,7 +166,7 @@ def test_route_order_does_not_depend_on_import_order():
         "print(','.join(ROUTES.names()))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "onnx2tf,onnx2tf-repaired,onnx2tf-static,onnx-tf"
+    assert proc.stdout.strip() == "onnx2tf,onnx2tf-repaired,onnx2tf-static,onnx-tf,litert-torch"
 
 
 def test_the_readme_table_of_routes_is_the_registry():

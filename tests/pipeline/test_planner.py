@@ -113,9 +113,11 @@ def test_a_transformer_that_fails_with_a_dynamic_batch_comes_out_validated_with_
     # How each artifact was made: every attempt, in the manifest and both reports.
     attempts = manifest["artifacts"]["model_fp32.tflite"]["extra"]["attempts"]
     assert [(a["route"], a["outcome"]) for a in attempts] == [
-        ("onnx2tf", "not made"), ("onnx2tf-static", "pass"), ("onnx-tf", "not tried")
+        ("onnx2tf", "not made"), ("onnx2tf-repaired", "not made"), ("onnx2tf-static", "pass"),
+        ("onnx-tf", "not tried"), ("litert-torch", "not tried"),
     ]  # fmt: skip
-    assert attempts[0]["seconds"] > 0 and attempts[1]["peak_memory"] > 0
+    assert "no repair pass applies" in attempts[1]["reason"]
+    assert attempts[0]["seconds"] > 0 and attempts[2]["peak_memory"] > 0
     markdown = (run / "parity.md").read_text()
     assert "kept from **onnx2tf-static**" in markdown and "  - onnx2tf: not made" in markdown
     assert "How each artifact was made" in (run / "report.html").read_text()

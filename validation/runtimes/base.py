@@ -89,6 +89,7 @@ class Runtime(abc.ABC):
             raise EnvironmentProblem(f"{self.name} on {self.device}: unavailable: {reason}")
         self._load()
         self._loaded = True
+        self._casts = self.cast_inputs()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -101,6 +102,23 @@ class Runtime(abc.ABC):
         Empty when the runtime cannot tell (PyTorch: every axis is as dynamic as the code).
         """
         return {}
+
+    def declared_dtypes(self) -> dict[str, str]:
+        """Input dtypes the loaded artifact declares, by artifact name (empty when it cannot tell)."""
+        return {}
+
+    def cast_inputs(self) -> dict[str, str]:
+        """Reference inputs the artifact takes in another dtype: name -> ``"int64 -> int32"``.
+
+        Such inputs are cast as they are fed; an integer value the narrower type cannot hold is
+        refused (:meth:`run` raises), never wrapped.
+        """
+        declared = self.declared_dtypes()
+        return {
+            t.name: f"{t.dtype} -> {declared[b.artifact_name]}"
+            for t, b in zip(self.artifact.spec.inputs, self.artifact.inputs, strict=True)
+            if b.artifact_name in declared and np.dtype(declared[b.artifact_name]) != np.dtype(t.dtype)
+        }
 
     def dynamic_axes(self) -> dict[str, dict[str, str]]:
         """Per input, per reference dynamic axis: ``"dynamic"`` or ``"static N"`` in this artifact."""
@@ -158,6 +176,16 @@ class Runtime(abc.ABC):
                     f"input {t.name!r}: got shape {list(value.shape)}, expected {list(t.shape)}"
                 )
             feeds[b.artifact_name] = np.ascontiguousarray(b.to_artifact(value))
+        for name, cast in self._casts.items():
+            target = np.dtype(cast.split(" -> ")[1])
+            value = inputs[name]
+            if target.kind in "iu" and value.dtype.kind in "iu" and value.size:
+                info = np.iinfo(target)
+                if value.min() < info.min or value.max() > info.max:
+                    raise ValidationInputError(
+                        f"input {name!r}: values {value.min()}..{value.max()} do not fit the artifact's "
+                        f"{target} input ({self.artifact.label} takes it as {target})"
+                    )
         return feeds
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

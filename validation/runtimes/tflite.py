@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from onnxpipe.models.artifact import Format
-from onnxpipe.validation.quant import dequantize, quantize
+from onnxpipe.validation.quant import dequantize, is_quantized, quantize
 from onnxpipe.validation.runtimes.base import Runtime
 
 
@@ -44,6 +44,14 @@ class LiteRtRuntime(Runtime):
 
     def declared_shapes(self) -> dict[str, list[int]]:  # noqa: D102
         return {k: [int(x) for x in d["shape_signature"]] for k, d in self._inputs.items()}
+
+    def declared_dtypes(self) -> dict[str, str]:
+        """Dtypes of the inputs that are not quantized (those are quantized as they are fed)."""
+        return {
+            k: np.dtype(d["dtype"]).name
+            for k, d in self._inputs.items()
+            if not is_quantized(d["dtype"], d["quantization"])
+        }
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         it = self._interp

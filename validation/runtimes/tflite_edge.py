@@ -16,7 +16,7 @@ import numpy as np
 from onnxpipe.models import wire
 from onnxpipe.models.artifact import Format
 from onnxpipe.models.errors import OnnxpipeError
-from onnxpipe.validation.quant import dequantize, quantize
+from onnxpipe.validation.quant import dequantize, is_quantized, quantize
 from onnxpipe.validation.runtimes.base import ArtifactNotLoadable, Runtime
 
 __all__ = ["EDGE_PYTHON", "TfliteRuntimeEdge"]
@@ -65,6 +65,10 @@ class TfliteRuntimeEdge(Runtime):
 
     def declared_shapes(self) -> dict[str, list[int]]:  # noqa: D102
         return self._declared
+
+    def declared_dtypes(self) -> dict[str, str]:
+        """Dtypes of the inputs that are not quantized (those are quantized as they are fed)."""
+        return {k: dtype.name for k, (dtype, q) in self._in.items() if not is_quantized(dtype, q)}
 
     def _close(self) -> None:
         worker = getattr(self, "_worker", None)
