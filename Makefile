@@ -11,7 +11,7 @@ RUN    ?= runs/$(MODEL)
 PRECISIONS ?= fp32,fp16
 PYTEST_ARGS ?=
 FAIL_ON ?= any
-BACKEND ?= onnx2tf
+BACKEND ?= auto
 NPROC ?= 1
 EPOCHS ?=
 

@@ -23,6 +23,7 @@ from onnxpipe.models.execution import RuntimeOpener
 from onnxpipe.models.registry import Registry
 
 __all__ = [
+    "DEFAULT_BACKEND",
     "PREFER",
     "ROUTES",
     "Route",
@@ -132,6 +133,9 @@ ROUTES: Registry[type[Route]] = Registry(
 
 #: What ``--backend auto`` keeps among the artifacts that passed: the first route's, or the fastest.
 PREFER = ("first", "fastest")
+
+#: The default ``--backend``: the planner, which tries the routes in order until validation passes.
+DEFAULT_BACKEND = "auto"
 
 
 def get_route(name: str) -> type[Route]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -284,6 +285,18 @@ def compare_backends(
     return comparison
 
 
+def _link_or_copy(source: Path | str, dest: Path | str) -> None:
+    """A hard link where the file system allows one (a kept artifact then costs no second copy), else a copy.
+
+    Nothing onnxpipe writes is modified in place (every write replaces the file), so the two names
+    never diverge through onnxpipe.
+    """
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
 def _speed(row: BackendRow) -> float:
     return row.ms_per_sample if row.ms_per_sample is not None else math.inf
 
@@ -307,6 +320,8 @@ def _choose(rows: list[BackendRow], prefer: str = "first") -> tuple[BackendRow |
     elif not builtin:
         flex_note = f"; it needs Flex ops ({', '.join(passed[0].flex_ops)}): no route made one without"
     pool = builtin or passed
+    if len(rows) == 1:
+        return passed[0], f"it passed parity with {passed[0].backend}, the first route tried{flex_note}"
     if len(passed) == 1:
         return passed[0], f"only {passed[0].backend}'s passed parity ({others}){flex_note}"
     if prefer == "first" or len(pool) == 1:
@@ -351,9 +366,9 @@ def keep_best(
         dest = run.path / name
         with atomic_path(dest) as tmp:
             if source.path.is_dir():
-                shutil.copytree(source.path, tmp)
+                shutil.copytree(source.path, tmp, copy_function=_link_or_copy)
             else:
-                shutil.copyfile(source.path, tmp)
+                _link_or_copy(source.path, tmp)
         parent = source.parent
         if source.format is Format.TFLITE and kept_from.get("saved_model") != best.backend:
             parent = comparison.onnx[best.backend].label  # its own SavedModel was not kept: blame from ONNX

@@ -203,7 +203,7 @@ class RunDir:
         data = self.manifest()
         outs = list(outputs)
         data.onnxpipe = tool_versions(["onnxpipe"])["onnxpipe"]
-        hashes = {self._rel(p): sha256_path(p) for p in inputs}
+        hashes = {self._input_key(p): sha256_path(p) for p in inputs}
         options = json.loads(json.dumps(options, default=str))
         versions = tool_versions()
         data.stages[stage] = StageRecord(
@@ -240,8 +240,8 @@ class RunDir:
         paths = [self.path / p for p in record.inputs] if inputs is None else list(inputs)
         for p in paths:
             if not Path(p).exists():
-                return f"input {self._rel(p)} is missing"
-        hashes = {self._rel(p): sha256_path(p) for p in paths}
+                return f"input {self._input_key(p)} is missing"
+        hashes = {self._input_key(p): sha256_path(p) for p in paths}
         changed = [k for k in hashes if record.inputs.get(k) != hashes[k]]
         if changed or set(hashes) != set(record.inputs):
             return f"input {(changed or sorted(set(hashes) ^ set(record.inputs)))[0]} changed"
@@ -276,6 +276,21 @@ class RunDir:
     @staticmethod
     def _path_of(o: Artifact | Path) -> Path:
         return o.path if isinstance(o, Artifact) else Path(o)
+
+    def _input_key(self, p: Path) -> str:
+        """An input's key in a stage record, relative to this run directory where it can be.
+
+        Also relative when the input lies up to two levels above (a route's run directory,
+        ``backends/<route>/``, converts the outer run's ``model.onnx``), so that a copied or moved
+        run stays up to date.
+        """
+        p, here = Path(p).resolve(), self.path.resolve()
+        for levels, base in enumerate([here, *list(here.parents)[:2]]):
+            try:
+                return str(Path(*[".."] * levels, p.relative_to(base)))
+            except ValueError:
+                continue
+        return str(p)
 
     def _rel(self, p: Path) -> str:
         p = Path(p).resolve()

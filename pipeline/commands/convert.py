@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from onnxpipe.converters.onnx_to_saved_model import PRECISIONS
-from onnxpipe.converters.route import PREFER, ROUTES
+from onnxpipe.converters.route import DEFAULT_BACKEND, PREFER, ROUTES
 from onnxpipe.pipeline.commands.options import (
     RegistryChoice,
     csv_choice,
@@ -26,7 +26,7 @@ def run_conversion(
     precisions: tuple[str, ...],
     export_options,
     force: bool = False,
-    backend: str = "onnx2tf",
+    backend: str = DEFAULT_BACKEND,
     compare: bool = False,
     prefer: str = "first",
     max_memory_gb: float | None = None,
@@ -57,7 +57,7 @@ def run_conversion(
             options,
             export_options,
             force,
-            keep=backend == "auto",
+            keep=backend == "auto" and not compare,  # --compare-backends keeps nothing, whatever --backend
             prefer=prefer,
             budget_s=budget_s,
         )
@@ -140,10 +140,10 @@ def _compare(
     "--backend",
     # The routes are read when the command runs: a route registered by a plug-in is a choice too.
     type=RegistryChoice(ROUTES, extra=("auto",)),
-    default="onnx2tf",
+    default=DEFAULT_BACKEND,
     show_default=True,
-    help="Converter route (`onnxpipe routes` lists them, with what each needs), or auto: the routes "
-    "in order until every artifact passed validation, then the validated best per artifact.",
+    help="auto: the routes in order until every artifact passed validation, then the validated best "
+    "per artifact; or one route (`onnxpipe routes` lists them, with what each needs), all or nothing.",
 )
 @click.option(
     "--prefer",
@@ -192,7 +192,9 @@ def command(
 ) -> None:
     """Convert SOURCE (a checkpoint, or an ONNX file) to a TF SavedModel and TFLite files.
 
-    A checkpoint is exported to ONNX on the way, as the route wants it: model.onnx (dynamo
+    By default (--backend auto) the routes are tried in order, each artifact validated against
+    the reference, until every artifact asked for has passed; the validated ones are kept.
+    A checkpoint is exported to ONNX on the way, as each route wants it: model.onnx (dynamo
     exporter) for onnx2tf, model_opset12.onnx (TorchScript exporter) for onnx-tf. Each artifact
     records its layout (onnx2tf turns NCHW inputs into NHWC; onnx-tf keeps NCHW) and the route
     that made it.
@@ -204,9 +206,9 @@ def command(
 
       onnxpipe convert runs/cnn/checkpoint.pt --compare-backends
 
-      onnxpipe convert runs/cnn/checkpoint.pt --backend auto --precision fp32,fp16,int8
+      onnxpipe convert runs/cnn/checkpoint.pt --precision fp32,fp16,int8 --budget 600
 
-      onnxpipe convert runs/cnn/checkpoint.pt --backend auto --prefer fastest
+      onnxpipe convert runs/cnn/checkpoint.pt --prefer fastest
 
       onnxpipe convert weights.pt --model-class net.py:Net --input-shape 1,3,32,32 --out runs/net
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from onnxpipe.converters.route import ROUTES
+from onnxpipe.converters.route import DEFAULT_BACKEND, ROUTES
 from onnxpipe.models.registry import ZOO
 from onnxpipe.pipeline.commands.options import RegistryChoice
 from onnxpipe.pipeline.errors import EXIT_PARITY_FAILED
@@ -35,9 +35,9 @@ from onnxpipe.validation.parity import FAIL_ON
 @click.option(
     "--backend",
     type=RegistryChoice(ROUTES, extra=("auto",)),
-    default="onnx2tf",
+    default=DEFAULT_BACKEND,
     show_default=True,
-    help="Converter route (`onnxpipe routes`), or auto: the routes in order until every artifact passed validation.",
+    help="auto: the routes in order until every artifact passed validation; or one route (`onnxpipe routes`).",
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, even those that are up to date.")
 def command(

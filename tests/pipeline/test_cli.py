@@ -79,8 +79,13 @@ def test_convert_checkpoint_through_onnx_to_another_folder(cnn_run, tmp_path):
         str(out),
         check=True,
     )
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "model_fp16.tflite"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "backends", "backends.json", "backends.md", "manifest.json", "model.onnx", "model_fp16.tflite"
+    ]  # fmt: skip
     assert "tflite:" in proc.stdout and "NHWC" in proc.stdout
+    # The planner (the default) kept the first route's file: a link to the validated one, not a copy.
+    kept = out / "model_fp16.tflite"
+    assert kept.stat().st_ino == (out / "backends" / "onnx2tf" / "model_fp16.tflite").stat().st_ino
 
 
 def test_general_validate_form_and_a_caught_parity_failure(cnn_run, tmp_path):

@@ -210,6 +210,8 @@ CASES = [
             ),
             "--out",
             str(t / "o"),
+            "--backend",
+            "onnx2tf",
         ],
         1,
         r"op\.onnx: the onnx2tf backend cannot convert op\(s\) com\.example::MyOp",
