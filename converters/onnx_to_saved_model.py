@@ -26,7 +26,7 @@ from onnxpipe.converters.repairs import self_contained_copy
 from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS, QUANTIZED_PRECISIONS
 from onnxpipe.models import wire
 from onnxpipe.models.artifact import Artifact, Format
-from onnxpipe.models.errors import ConversionError, UnknownNameError, UsageError
+from onnxpipe.models.errors import ConversionError, EnvironmentProblem, UnknownNameError, UsageError
 from onnxpipe.models.execution import RuntimeOpener
 from onnxpipe.models.fs import atomic_path
 
@@ -37,6 +37,7 @@ __all__ = [
     "convert_onnx2tf",
     "tflite_name",
     "unsupported_ops",
+    "worker_versions",
 ]
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,26 @@ def call_worker(
     except ConversionError as e:
         raise ConversionError(f"{source}: {e}") from e
     return reply.header
+
+
+def worker_versions(python: Path, worker: Path, what: str, names: list[str] | None = None) -> dict | None:
+    """The versions a worker environment reports (``None`` when it cannot be asked: logged).
+
+    Part of the convert stage's key for routes in other environments, so a rebuilt one reconverts.
+    """
+    request = {"mode": "versions"} | ({"names": names} if names else {})
+    try:
+        reply = wire.call(
+            wire.command(python, worker),
+            request,
+            what=f"{what} worker",
+            error=EnvironmentProblem,
+            timeout_s=60,
+        )
+    except EnvironmentProblem as e:
+        log.warning("cannot read the %s environment's versions: %s", what, str(e).splitlines()[0])
+        return None
+    return reply.header["versions"]
 
 
 def _wants_test_images(spec) -> bool:

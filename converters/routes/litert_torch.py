@@ -22,10 +22,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, call_worker, tflite_name
+from onnxpipe.converters.onnx_to_saved_model import (
+    TFConvertOptions,
+    call_worker,
+    tflite_name,
+    worker_versions,
+)
 from onnxpipe.converters.route import ROUTES, Route
 from onnxpipe.converters.torch_to_onnx import probe_inputs
-from onnxpipe.models import wire
 from onnxpipe.models.artifact import Artifact, Format, TensorBinding
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem
 from onnxpipe.models.execution import RuntimeOpener
@@ -107,20 +111,7 @@ class LiteRtTorchRoute(Route):
 
     @classmethod
     def versions(cls) -> dict[str, str | None] | None:  # noqa: D102
-        if cls.unavailable_reason():
-            return None
-        try:
-            reply = wire.call(
-                wire.command(LITERT_PYTHON, WORKER),
-                {"mode": "versions"},
-                what=f"{NAME} worker",
-                error=EnvironmentProblem,
-                timeout_s=60,
-            )
-        except EnvironmentProblem as e:
-            log.warning("cannot read the litert environment's versions: %s", str(e).splitlines()[0])
-            return None
-        return reply.header["versions"]
+        return None if cls.unavailable_reason() else worker_versions(LITERT_PYTHON, WORKER, NAME)
 
     def convert(  # noqa: D102
         self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with: RuntimeOpener

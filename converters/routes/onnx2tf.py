@@ -6,14 +6,17 @@ training samples in its layout. The hop itself lives in :mod:`onnxpipe.converter
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions, convert_onnx2tf
 from onnxpipe.converters.route import ROUTES, Route
 from onnxpipe.models.artifact import Artifact
 from onnxpipe.models.execution import RuntimeOpener
 
-__all__ = ["Onnx2tfRoute"]
+__all__ = ["Onnx2tfRoute", "RewrittenOnnx2tfRoute"]
 
 
 @ROUTES.register()
@@ -29,3 +32,37 @@ class Onnx2tfRoute(Route):
         self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with: RuntimeOpener
     ) -> list[Artifact]:
         return convert_onnx2tf(onnx, out_dir, options, run_with=run_with)
+
+
+class RewrittenOnnx2tfRoute(Onnx2tfRoute):
+    """onnx2tf on a rewritten copy of the ONNX file: a subclass says how in :meth:`rewrite`.
+
+    The copy lives in a temporary folder inside ``out_dir`` and is gone afterwards; every artifact
+    names the subclass as its backend and carries what :meth:`rewrite` returned in its ``extra``.
+    """
+
+    def rewrite(self, onnx: Artifact, dest: Path, run_with: RuntimeOpener) -> dict[str, Any]:
+        """Write the rewritten graph to ``dest``; return what to record in each artifact's ``extra``.
+
+        Raises:
+            ConversionError: There is nothing to rewrite, or the rewrite failed.
+        """
+        raise NotImplementedError
+
+    def convert(  # noqa: D102
+        self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with: RuntimeOpener
+    ) -> list[Artifact]:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{self.name}-", dir=out_dir) as tmp:
+            rewritten = Path(tmp) / onnx.path.name
+            extra = self.rewrite(onnx, rewritten, run_with)
+            made = super().convert(onnx.with_path(rewritten), out_dir, options, run_with)
+        return [
+            dataclasses.replace(
+                a,
+                backend=self.name if a.backend == Onnx2tfRoute.name else a.backend,
+                extra={**a.extra, **extra},
+            )
+            for a in made
+        ]

@@ -10,14 +10,12 @@ so ``--backend auto`` keeps a dynamic batch wherever one converts.
 
 from __future__ import annotations
 
-import dataclasses
-import tempfile
 from pathlib import Path
+from typing import Any
 
-from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
 from onnxpipe.converters.repairs import fix_batch
 from onnxpipe.converters.route import ROUTES
-from onnxpipe.converters.routes.onnx2tf import Onnx2tfRoute
+from onnxpipe.converters.routes.onnx2tf import RewrittenOnnx2tfRoute
 from onnxpipe.models.artifact import Artifact
 from onnxpipe.models.execution import RuntimeOpener
 
@@ -28,27 +26,13 @@ STATIC_BATCH = 1
 
 
 @ROUTES.register()
-class Onnx2tfStaticRoute(Onnx2tfRoute):
+class Onnx2tfStaticRoute(RewrittenOnnx2tfRoute):
     """onnx2tf 1.28 on a copy of the ONNX file whose batch axis is fixed to 1."""
 
     name = "onnx2tf-static"
     summary = "onnx2tf 1.28 on the graph with its batch fixed to 1 (artifacts run at batch 1 only)"
     preference = 15
 
-    def convert(  # noqa: D102
-        self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with: RuntimeOpener
-    ) -> list[Artifact]:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".static-", dir=out_dir) as tmp:
-            fixed = Path(tmp) / onnx.path.name
-            fix_batch(onnx.path, fixed, STATIC_BATCH)
-            made = super().convert(onnx.with_path(fixed), out_dir, options, run_with)
-        return [
-            dataclasses.replace(
-                a,
-                backend=self.name if a.backend == Onnx2tfRoute.name else a.backend,
-                extra={**a.extra, "static_batch": STATIC_BATCH},
-            )
-            for a in made
-        ]
+    def rewrite(self, onnx: Artifact, dest: Path, run_with: RuntimeOpener) -> dict[str, Any]:  # noqa: D102
+        fix_batch(onnx.path, dest, STATIC_BATCH)
+        return {"static_batch": STATIC_BATCH}

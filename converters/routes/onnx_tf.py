@@ -25,10 +25,10 @@ from onnxpipe.converters.onnx_to_saved_model import (
     calibration_arrays,
     call_worker,
     tflite_name,
+    worker_versions,
 )
 from onnxpipe.converters.route import ROUTES, Route
 from onnxpipe.converters.torch_to_onnx import ExportOptions
-from onnxpipe.models import wire
 from onnxpipe.models.artifact import Artifact, Format, TensorBinding
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem, UsageError
 from onnxpipe.models.execution import RuntimeOpener
@@ -75,18 +75,7 @@ def legacy_versions() -> dict[str, str | None] | None:
     """
     if legacy_unavailable_reason():
         return None
-    try:
-        reply = wire.call(
-            wire.command(LEGACY_PYTHON, WORKER),
-            {"mode": "versions", "names": [NAME, "tensorflow", "onnx", "numpy", "protobuf"]},
-            what=f"{NAME} worker",
-            error=EnvironmentProblem,
-            timeout_s=60,
-        )
-    except EnvironmentProblem as e:
-        log.warning("cannot read the legacy environment's versions: %s", str(e).splitlines()[0])
-        return None
-    return reply.header["versions"]
+    return worker_versions(LEGACY_PYTHON, WORKER, NAME, [NAME, "tensorflow", "onnx", "numpy", "protobuf"])
 
 
 def _rebind(bindings: tuple[TensorBinding, ...], forward: dict[str, str]) -> tuple[TensorBinding, ...]:
