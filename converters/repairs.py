@@ -15,8 +15,9 @@ or the pass is dropped and says why.
   > 1` not supported in conjunction with `dilation_rate > 1```), in both converters.
 - ``pool3d``: a 3-D ``MaxPool``/``AveragePool`` without padding becomes two 2-D pools (height and
   width on ``[N, C*D, H, W]``, then depth on ``[N, C, D, H'*W']``): max and mean over a box are the
-  max and mean of the per-slice ones. Both converters write ``MaxPool3D``/``AvgPool3D`` as Flex ops
-  (TensorFlow ops inside the TFLite file), which the plain TFLite interpreter cannot run.
+  max and mean of the per-slice ones. onnx2tf writes ``MaxPool3D``/``AvgPool3D`` as Flex ops
+  (TensorFlow ops inside the TFLite file), which the plain TFLite interpreter cannot run; for
+  onnx-tf, TensorFlow's TFLite converter refuses ``MaxPool3D``.
 
 - :func:`fix_batch`: every graph input's and output's batch axis (the first) fixed to ``N``. Graphs
   exported with a dynamic batch compute shapes at run time (``Shape -> Gather -> Concat ->
