@@ -123,16 +123,18 @@ def fix_batch(source: Path, dest: Path, batch: int = 1) -> list[str]:
 
 
 class _Graph:
-    """Fresh names and constants for the nodes a pass adds to ``model``'s main graph."""
+    """Fresh names and constants for the nodes a pass adds to ``model``'s main graph.
+
+    A pass adds nodes with :meth:`node` (they collect in :attr:`added`), then :meth:`replace` puts
+    them where the node they stand for was.
+    """
 
     def __init__(self, model) -> None:
-        self.model = model
         self.graph = model.graph
-        names = {i.name for i in self.graph.initializer} | {v.name for v in self.graph.input}
+        self._names = {i.name for i in self.graph.initializer} | {v.name for v in self.graph.input}
         for node in self.graph.node:
-            names.update(node.output)
-            names.add(node.name)
-        self._names = names
+            self._names.update(node.output)
+            self._names.add(node.name)
         self.added: list = []
 
     def fresh(self, base: str) -> str:
@@ -153,28 +155,22 @@ class _Graph:
         from onnx import helper
 
         out = self.fresh(base)
-        return self._add(helper.make_node(op, inputs, [out], name=self.fresh(f"{base}_{op}"), **attrs), out)
-
-    def _add(self, node, out: str) -> str:
-        self.added.append(node)
+        self.added.append(helper.make_node(op, inputs, [out], name=self.fresh(f"{base}_{op}"), **attrs))
         return out
 
-    def replace(self, old, new_nodes: list) -> None:
-        """Put ``new_nodes`` where ``old`` was (keeping the graph topologically sorted)."""
+    def replace(self, old, out: str) -> None:
+        """Put the nodes added since the last call where ``old`` was; ``out`` stands for its output.
+
+        The last added node (the one writing ``out``) takes ``old``'s output name, so every consumer
+        and the graph's outputs still find it; the graph stays topologically sorted.
+        """
+        assert list(self.added[-1].output) == [out]
+        self.added[-1].output[0] = old.output[0]
         nodes = list(self.graph.node)
         i = next(j for j, n in enumerate(nodes) if n is old)
         del self.graph.node[:]
-        self.graph.node.extend(nodes[:i] + new_nodes + nodes[i + 1 :])
-
-    def rewrite(self, old, build: Callable[[], str]) -> None:
-        """Replace ``old`` by the nodes ``build`` adds; ``build`` returns the tensor standing for its output."""
+        self.graph.node.extend(nodes[:i] + self.added + nodes[i + 1 :])
         self.added = []
-        out = build()
-        # The last node writes old's output name, so every consumer (and the graph's outputs) still finds it.
-        last = self.added[-1]
-        assert list(last.output) == [out]
-        last.output[0] = old.output[0]
-        self.replace(old, self.added)
 
 
 def _attrs(node) -> dict:
@@ -183,15 +179,20 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _static_shape(model, name: str) -> list[int] | None:
-    """The fully known shape of tensor ``name`` (after shape inference), else ``None``."""
+def _value_info(model, name: str):
+    """The declared type of tensor ``name`` (after shape inference), or ``None``."""
     for value in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
         if value.name == name and value.type.HasField("tensor_type"):
-            dims = value.type.tensor_type.shape.dim
-            if not value.type.tensor_type.HasField("shape"):
-                return None
-            return [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+            return value.type.tensor_type
     return None
+
+
+def _static_shape(model, name: str) -> list[int] | None:
+    """The shape of tensor ``name``, -1 for unknown axes; ``None`` when its rank is unknown."""
+    info = _value_info(model, name)
+    if info is None or not info.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else -1 for d in info.shape.dim]
 
 
 def _initializer(model, name: str) -> np.ndarray | None:
@@ -203,39 +204,33 @@ def _initializer(model, name: str) -> np.ndarray | None:
     return None
 
 
-def _prelu(model) -> int:
-    g, count = _Graph(model), 0
-    for node in [n for n in model.graph.node if n.op_type == "PRelu"]:
-        slope = _initializer(model, node.input[1])
-        if slope is not None and slope.size == 1:
-            continue  # one slope for every element: every converter handles it
-        x, s = node.input[0], node.input[1]
-        zero = g.constant("repair_zero", np.zeros((), dtype=_dtype_of(model, x)))
-
-        def build(x=x, s=s, zero=zero):
-            pos = g.node("Max", [x, zero], "prelu_pos")
-            neg = g.node("Min", [x, zero], "prelu_neg")
-            return g.node("Add", [pos, g.node("Mul", [s, neg], "prelu_scaled")], "prelu")
-
-        g.rewrite(node, build)
-        count += 1
-    return count
-
-
 def _dtype_of(model, name: str) -> np.dtype:
     from onnx.helper import tensor_dtype_to_np_dtype
 
-    for value in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
-        if value.name == name:
-            return tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+    info = _value_info(model, name)
+    if info is not None:
+        return tensor_dtype_to_np_dtype(info.elem_type)
     init = _initializer(model, name)
     return init.dtype if init is not None else np.dtype("float32")
 
 
-def _padding_free(attrs: dict, spatial: int) -> bool:
-    return attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", b"VALID", "NOTSET", "VALID") and not any(
-        attrs.get("pads", [0] * 2 * spatial)
-    )
+#: ``auto_pad`` values whose padding does not depend on the stride (``pads`` says it all).
+_EXPLICIT_PADDING = (b"NOTSET", b"VALID")
+
+
+def _prelu(model) -> int:
+    g, count = _Graph(model), 0
+    for node in [n for n in model.graph.node if n.op_type == "PRelu"]:
+        x, slope = node.input[0], node.input[1]
+        value = _initializer(model, slope)
+        if value is not None and value.size == 1:
+            continue  # one slope for every element: every converter handles it
+        zero = g.constant("repair_zero", np.zeros((), dtype=_dtype_of(model, x)))
+        pos = g.node("Max", [x, zero], "prelu_pos")
+        neg = g.node("Min", [x, zero], "prelu_neg")
+        g.replace(node, g.node("Add", [pos, g.node("Mul", [slope, neg], "prelu_scaled")], "prelu"))
+        count += 1
+    return count
 
 
 def _dilated_strided_conv(model) -> int:
@@ -245,26 +240,18 @@ def _dilated_strided_conv(model) -> int:
         strides, dilations = attrs.get("strides", []), attrs.get("dilations", [])
         if not any(s > 1 for s in strides) or not any(d > 1 for d in dilations):
             continue
-        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
+        if attrs.get("auto_pad", b"NOTSET") not in _EXPLICIT_PADDING:
             continue  # SAME padding depends on the stride: not the same numbers at stride 1
         kept = {k: v for k, v in attrs.items() if k != "strides"}
-
-        def build(node=node, kept=kept, strides=strides):
-            full = g.node("Conv", list(node.input), "conv_stride1", strides=[1] * len(strides), **kept)
-            axes = list(range(2, 2 + len(strides)))
-            return g.node(
-                "Slice",
-                [
-                    full,
-                    g.constant("slice_starts", np.zeros(len(axes), np.int64)),
-                    g.constant("slice_ends", np.full(len(axes), np.iinfo(np.int64).max, np.int64)),
-                    g.constant("slice_axes", np.array(axes, np.int64)),
-                    g.constant("slice_steps", np.array(strides, np.int64)),
-                ],
-                "conv_strided",
-            )
-
-        g.rewrite(node, build)
+        full = g.node("Conv", list(node.input), "conv_stride1", strides=[1] * len(strides), **kept)
+        axes = list(range(2, 2 + len(strides)))
+        bounds = [
+            g.constant("slice_starts", np.zeros(len(axes), np.int64)),
+            g.constant("slice_ends", np.full(len(axes), np.iinfo(np.int64).max, np.int64)),
+            g.constant("slice_axes", np.array(axes, np.int64)),
+            g.constant("slice_steps", np.array(strides, np.int64)),
+        ]
+        g.replace(node, g.node("Slice", [full, *bounds], "conv_strided"))
         count += 1
     return count
 
@@ -280,38 +267,26 @@ def _pool3d(model) -> int:
         if len(node.output) > 1 and node.output[1]:
             continue  # MaxPool's indices are used
         if (
-            not _padding_free(attrs, 3)
+            attrs.get("auto_pad", b"NOTSET") not in _EXPLICIT_PADDING
+            or any(attrs.get("pads", []))
             or attrs.get("ceil_mode", 0)
             or any(d != 1 for d in attrs.get("dilations", [1]))
         ):
             continue
-        strides = attrs.get("strides", [1, 1, 1])
-        (kd, kh, kw), (sd, sh, sw) = kernel, strides
+        (kd, kh, kw), (sd, sh, sw) = kernel, attrs.get("strides", [1, 1, 1])
         _, c, d, h, w = shape
         h2, w2, d2 = (h - kh) // sh + 1, (w - kw) // sw + 1, (d - kd) // sd + 1
+        op = node.op_type
         extra = {"count_include_pad": attrs["count_include_pad"]} if "count_include_pad" in attrs else {}
 
-        def build(
-            node=node, op=node.op_type, extra=extra, dims=(c, d, h, w, h2, w2, d2, kh, kw, sh, sw, kd, sd)
-        ):
-            c, d, h, w, h2, w2, d2, kh, kw, sh, sw, kd, sd = dims
-            slices = g.node(
-                "Reshape",
-                [node.input[0], g.constant("pool_shape", np.array([0, c * d, h, w], np.int64))],
-                "pool_hw_in",
-            )
-            hw = g.node(op, [slices], "pool_hw", kernel_shape=[kh, kw], strides=[sh, sw], **extra)
-            depth = g.node(
-                "Reshape", [hw, g.constant("pool_shape", np.array([0, c, d, h2 * w2], np.int64))], "pool_d_in"
-            )
-            pooled = g.node(op, [depth], "pool_d", kernel_shape=[kd, 1], strides=[sd, 1], **extra)
-            return g.node(
-                "Reshape",
-                [pooled, g.constant("pool_shape", np.array([0, c, d2, h2, w2], np.int64))],
-                "pool3d",
-            )
+        def reshaped(x: str, dims: list[int], base: str) -> str:
+            return g.node("Reshape", [x, g.constant("pool_shape", np.array([0, *dims], np.int64))], base)
 
-        g.rewrite(node, build)
+        slices = reshaped(node.input[0], [c * d, h, w], "pool_hw_in")
+        hw = g.node(op, [slices], "pool_hw", kernel_shape=[kh, kw], strides=[sh, sw], **extra)
+        depth = reshaped(hw, [c, d, h2 * w2], "pool_d_in")
+        pooled = g.node(op, [depth], "pool_d", kernel_shape=[kd, 1], strides=[sd, 1], **extra)
+        g.replace(node, reshaped(pooled, [c, d2, h2, w2], "pool3d"))
         count += 1
     return count
 
@@ -346,6 +321,7 @@ class RepairResult:
 
 
 def _probe(artifact: Artifact, batch: int = 2) -> dict[str, np.ndarray]:
+    """Seeded inputs with negative values too (a PRelu rewrite must hold on both sides of zero)."""
     rng = np.random.default_rng(0)
     return {
         t.name: rng.standard_normal(t.concrete_shape(batch)).astype(t.dtype)

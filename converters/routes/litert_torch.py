@@ -124,14 +124,16 @@ class LiteRtTorchRoute(Route):
         reason = self.unavailable_reason()
         if reason:
             raise EnvironmentProblem(f"the {NAME} route is unavailable: {reason}")
+        refusal = self.refusal(options)  # with options.partial: only when it makes none of it
+        if refusal:
+            raise ConversionError(f"{checkpoint.path}: {refusal}")
+        # What the planner asked for and this route does not make, named for its report.
         not_made = {"saved_model": f"the {NAME} route makes no SavedModel"} if options.saved_model else {}
         not_made |= {
             tflite_name(p): f"the {NAME} route makes no {p}"
             for p in options.precisions
             if p not in self.precisions
         }
-        if not_made and not options.partial:
-            raise ConversionError(f"{checkpoint.path}: {'; '.join(not_made.values())}")
         wanted = [p for p in options.precisions if p in self.precisions]
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

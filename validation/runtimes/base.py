@@ -89,7 +89,7 @@ class Runtime(abc.ABC):
             raise EnvironmentProblem(f"{self.name} on {self.device}: unavailable: {reason}")
         self._load()
         self._loaded = True
-        self._casts = self.cast_inputs()
+        self._casts = self._cast_to()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -107,18 +107,23 @@ class Runtime(abc.ABC):
         """Input dtypes the loaded artifact declares, by artifact name (empty when it cannot tell)."""
         return {}
 
+    def _cast_to(self) -> dict[str, np.dtype]:
+        """Reference input name -> the other dtype the artifact takes it in."""
+        declared = self.declared_dtypes()
+        return {
+            t.name: np.dtype(declared[b.artifact_name])
+            for t, b in zip(self.artifact.spec.inputs, self.artifact.inputs, strict=True)
+            if b.artifact_name in declared and np.dtype(declared[b.artifact_name]) != np.dtype(t.dtype)
+        }
+
     def cast_inputs(self) -> dict[str, str]:
         """Reference inputs the artifact takes in another dtype: name -> ``"int64 -> int32"``.
 
         Such inputs are cast as they are fed; an integer value the narrower type cannot hold is
         refused (:meth:`run` raises), never wrapped.
         """
-        declared = self.declared_dtypes()
-        return {
-            t.name: f"{t.dtype} -> {declared[b.artifact_name]}"
-            for t, b in zip(self.artifact.spec.inputs, self.artifact.inputs, strict=True)
-            if b.artifact_name in declared and np.dtype(declared[b.artifact_name]) != np.dtype(t.dtype)
-        }
+        dtypes = {t.name: t.dtype for t in self.artifact.spec.inputs}
+        return {name: f"{dtypes[name]} -> {target}" for name, target in self._cast_to().items()}
 
     def dynamic_axes(self) -> dict[str, dict[str, str]]:
         """Per input, per reference dynamic axis: ``"dynamic"`` or ``"static N"`` in this artifact."""
@@ -175,17 +180,15 @@ class Runtime(abc.ABC):
                 raise ValidationInputError(
                     f"input {t.name!r}: got shape {list(value.shape)}, expected {list(t.shape)}"
                 )
-            feeds[b.artifact_name] = np.ascontiguousarray(b.to_artifact(value))
-        for name, cast in self._casts.items():
-            target = np.dtype(cast.split(" -> ")[1])
-            value = inputs[name]
-            if target.kind in "iu" and value.dtype.kind in "iu" and value.size:
+            target = self._casts.get(t.name)
+            if target is not None and target.kind in "iu" and value.dtype.kind in "iu" and value.size:
                 info = np.iinfo(target)
                 if value.min() < info.min or value.max() > info.max:
                     raise ValidationInputError(
-                        f"input {name!r}: values {value.min()}..{value.max()} do not fit the artifact's "
+                        f"input {t.name!r}: values {value.min()}..{value.max()} do not fit the artifact's "
                         f"{target} input ({self.artifact.label} takes it as {target})"
                     )
+            feeds[b.artifact_name] = np.ascontiguousarray(b.to_artifact(value))
         return feeds
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
