@@ -42,9 +42,11 @@ def _convert(req, calibration):
     from onnx_tf.backend import prepare
     from onnx_tf.opset_version import backend_opset_version
     from onnx_tf_compat import missing_handlers  # sibling files: this script runs without onnxpipe
+    from onnx_tf_handlers import install
     from saved_model_to_tflite import convert
     from tf_describe import describe_saved_model, describe_tflite
 
+    install()  # Squeeze/Unsqueeze-13 and Reshape-19, which onnx-tf 1.10 lacks
     model = onnx.load(req["onnx"])
     missing = missing_handlers(model, backend_opset_version)
     if missing:

@@ -189,19 +189,12 @@ def worker_versions(python: Path, worker: Path, what: str, names: list[str] | No
     return reply.header["versions"]
 
 
-def _wants_test_images(spec) -> bool:
-    """Whether onnx2tf would fetch its test images: every input a static-batch 3-channel NCHW image."""
-    return all(
-        len(t.shape) == 4 and not isinstance(t.shape[0], str) and t.shape[0] <= 20 and t.shape[1] == 3
-        for t in spec.inputs
-    )
-
-
-def _run_onnx2tf(onnx_path: Path, work: Path, options: TFConvertOptions, needs_test_images: bool) -> dict:
+def _run_onnx2tf(onnx_path: Path, work: Path, options: TFConvertOptions) -> dict:
     model = work / "model.onnx"
     self_contained_copy(onnx_path, model)  # onnx2tf rewrites its input, and needs its weights with it
-    if needs_test_images:
-        np.save(work / _CALIBRATION_FILE, _calibration_images())
+    # onnx2tf fetches test images for graphs whose inputs are all 4-D with one static batch (a
+    # batch fixed by a route, too); stocked in its working folder, they are read from there.
+    np.save(work / _CALIBRATION_FILE, _calibration_images())
     request = {"mode": "convert", "onnx": str(model), "out_dir": str(work / "out"), "options": {}}
     return call_worker(request, work, options.timeout_s, onnx_path, "onnx2tf", max_memory=options.max_memory)
 
@@ -312,7 +305,7 @@ def convert_onnx2tf(
     with tempfile.TemporaryDirectory(prefix=".onnx2tf-", dir=out_dir) as tmp:
         work = Path(tmp).resolve()
         log.info("onnx2tf: converting %s", onnx.path)
-        result = _run_onnx2tf(onnx.path, work, options, _wants_test_images(spec))
+        result = _run_onnx2tf(onnx.path, work, options)
         produced = work / "out"
         relayout = _measured_layouts(onnx, produced, result, run_with)
         sm_inputs = relayout(bind_tensors(spec.inputs, result["saved_model"]["inputs"], channels_last=True))

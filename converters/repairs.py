@@ -167,7 +167,9 @@ class _Graph:
         assert list(self.added[-1].output) == [out]
         self.added[-1].output[0] = old.output[0]
         nodes = list(self.graph.node)
-        i = next(j for j, n in enumerate(nodes) if n is old)
+        # Found by its output (unique in a graph): an earlier replace rebuilt the node list, so the
+        # caller's node objects are copies by then.
+        i = next(j for j, n in enumerate(nodes) if n.output[:1] == old.output[:1])
         del self.graph.node[:]
         self.graph.node.extend(nodes[:i] + self.added + nodes[i + 1 :])
         self.added = []
@@ -291,6 +293,40 @@ def _pool3d(model) -> int:
     return count
 
 
+#: Abramowitz & Stegun 7.1.26: erf(x) = 1 - t(a1 + t(a2 + t(a3 + t(a4 + t a5)))) exp(-x^2) for
+#: x >= 0, t = 1 / (1 + p x); absolute error under 1.5e-7 everywhere (odd: erf(-x) = -erf(x)).
+_ERF_P = 0.3275911
+_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _erf(model) -> int:
+    g, count = _Graph(model), 0
+    consts: dict[np.dtype, tuple[str, str, list[str]]] = {}  # dtype -> one, p, [a1..a5]
+    for node in [n for n in model.graph.node if n.op_type == "Erf"]:
+        x = node.input[0]
+        dtype = _dtype_of(model, x)
+        if dtype.kind != "f":
+            continue
+        if dtype not in consts:
+            consts[dtype] = (
+                g.constant("erf_one", np.asarray(1.0, dtype)),
+                g.constant("erf_p", np.asarray(_ERF_P, dtype)),
+                [g.constant(f"erf_a{i + 1}", np.asarray(a, dtype)) for i, a in enumerate(_ERF_A)],
+            )
+        one, p, coefficients = consts[dtype]
+        a = g.node("Abs", [x], "erf_abs")
+        t = g.node("Div", [one, g.node("Add", [one, g.node("Mul", [a, p], "erf_pa")], "erf_den")], "erf_t")
+        poly = coefficients[-1]
+        for c in reversed(coefficients[:-1]):  # Horner: a1 + t(a2 + t(a3 + t(a4 + t a5)))
+            poly = g.node("Add", [c, g.node("Mul", [t, poly], "erf_tp")], "erf_poly")
+        decay = g.node("Exp", [g.node("Neg", [g.node("Mul", [a, a], "erf_sq")], "erf_negsq")], "erf_exp")
+        tail = g.node("Mul", [g.node("Mul", [t, poly], "erf_tpoly"), decay], "erf_tail")
+        magnitude = g.node("Sub", [one, tail], "erf_mag")
+        g.replace(node, g.node("Mul", [g.node("Sign", [x], "erf_sign"), magnitude], "erf"))
+        count += 1
+    return count
+
+
 @dataclass(frozen=True)
 class RepairPass:
     """One rewrite: ``apply`` changes a model in place and returns how many nodes it rewrote."""
@@ -309,6 +345,9 @@ REPAIR_PASSES: tuple[RepairPass, ...] = (
         _dilated_strided_conv,
     ),
     RepairPass("pool3d", "3-D MaxPool/AveragePool -> two 2-D pools (height/width, then depth)", _pool3d),
+    RepairPass(
+        "erf", "Erf (exact GELU) -> a polynomial in 1/(1 + p|x|) times exp(-x^2), error < 1.5e-7", _erf
+    ),
 )
 
 
@@ -319,8 +358,14 @@ class RepairResult:
     applied: dict[str, int]
     dropped: dict[str, str]
 
+    def extra(self) -> dict[str, dict]:
+        """What an artifact records of it: ``repairs`` (pass -> nodes) and ``repairs_dropped`` (pass -> why)."""
+        return ({"repairs": self.applied} if self.applied else {}) | (
+            {"repairs_dropped": self.dropped} if self.dropped else {}
+        )
 
-def _probe(artifact: Artifact, batch: int = 2) -> dict[str, np.ndarray]:
+
+def _probe(artifact: Artifact, batch: int) -> dict[str, np.ndarray]:
     """Seeded inputs with negative values too (a PRelu rewrite must hold on both sides of zero)."""
     rng = np.random.default_rng(0)
     return {
@@ -348,12 +393,14 @@ def repair(
     dest: Path,
     run_with: RuntimeOpener,
     passes: tuple[RepairPass, ...] = REPAIR_PASSES,
+    batch: int = 2,
 ) -> RepairResult:
     """Write ``onnx`` to ``dest`` with every pass of ``passes`` that applies, each checked.
 
     A pass is kept only if the graph it rewrote computes the original's outputs (on seeded random
     inputs, through ``run_with``: ONNX Runtime, or the reference evaluator where it has no kernel)
-    and passes the ONNX checker; otherwise it is undone and listed in ``dropped``.
+    and passes the ONNX checker; otherwise it is undone and listed in ``dropped``. ``batch``: the
+    batch of those inputs (a graph whose batch is fixed takes only that one).
 
     Raises:
         ConversionError: ``onnx`` is not a readable model.
@@ -361,7 +408,7 @@ def repair(
     import onnx as onnx_lib
 
     model = onnx_lib.shape_inference.infer_shapes(load_model(onnx.path))
-    probe = _probe(onnx)
+    probe = _probe(onnx, batch)
     with run_with(onnx) as session:
         expected = session.run(probe)
     result = RepairResult({}, {})

@@ -48,6 +48,7 @@ class Route(abc.ABC):
         preference: Its place in the list (lower first): ``--backend auto`` prefers the earlier
             route when two are equally fast, and bench compares every route with the first.
         converts: ``Format.ONNX`` (the export :meth:`export_options` describes) or ``Format.TORCH``.
+        export_variant: It differs from an earlier route only by its export.
     """
 
     name: ClassVar[str]
@@ -60,6 +61,9 @@ class Route(abc.ABC):
     #: What it converts: the ONNX export (``Format.ONNX``), or the PyTorch checkpoint itself
     #: (``Format.TORCH``: :meth:`convert` is then handed the checkpoint's artifact).
     converts: ClassVar[Format] = Format.ONNX
+    #: Whether it differs from an earlier route only by the export it converts: given an ONNX file
+    #: as the source (nothing to export), the planner does not try it.
+    export_variant: ClassVar[bool] = False
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

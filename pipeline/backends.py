@@ -202,6 +202,9 @@ def compare_backends(
     comparison = Comparison(Path(source).name)  # the checkpoint, or the ONNX file both backends convert
     rows: list[BackendRow] = []
     checkpoint: Artifact | None = None
+    source = Path(source)
+    source_is_onnx = source.suffix.lower() == ".onnx"
+    failed_exports: dict[str, str] = {}  # export file name -> why it could not be made
     started = time.perf_counter()
     for i, backend in enumerate(backends):
         spent = time.perf_counter() - started
@@ -216,11 +219,17 @@ def compare_backends(
                 comparison.not_tried[later] = f"every artifact passed before it ({first})"
             on_progress(f"planner: every artifact passed; not tried: {', '.join(backends[i:])}")
             break
+        route = ROUTES.get(backend)
+        if route.export_variant and source_is_onnx:
+            comparison.not_tried[backend] = (
+                f"it differs from an earlier route only by its export; {source.name} is ONNX"
+            )
+            on_progress(f"backend {backend}: not tried: {comparison.not_tried[backend]}")
+            continue
         on_progress(f"backend {backend}")
         t0, workers = time.perf_counter(), len(wire.PEAKS)
 
         sub = RunDir(run.path / "backends" / backend)
-        route = ROUTES.get(backend)
         reason = route.unavailable_reason()  # before anything is exported for it
         refusal = route.refusal(options) or (reason and f"the {backend} route is unavailable: {reason}")
         if refusal:
@@ -229,11 +238,18 @@ def compare_backends(
                 BackendRow(name, backend, RowStatus.NOT_MADE, message=refusal) for name in _wanted(options)
             ]
             continue
+        export = (
+            None if route.converts is Format.TORCH else route.onnx_name(route.export_options(export_options))
+        )
         try:
+            if export in failed_exports:  # an earlier route's export of the same file failed: no retry
+                raise ExportError(failed_exports[export])
             onnx, exported = source_onnx(source, run, backend, export_options, force, on_progress)
             made = convert_onnx_stage(onnx, sub, options, backend, force, on_progress)
         except (ConversionError, EnvironmentProblem, ExportError) as e:
             reason = str(e).splitlines()[0]
+            if isinstance(e, ExportError) and export:
+                failed_exports[export] = reason
             seconds = time.perf_counter() - t0
             on_progress(f"backend {backend}: not made ({seconds:.1f} s): {reason}")
             rows += [
@@ -301,6 +317,10 @@ def _speed(row: BackendRow) -> float:
     return row.ms_per_sample if row.ms_per_sample is not None else math.inf
 
 
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _choose(rows: list[BackendRow], prefer: str = "first") -> tuple[BackendRow | None, str]:
     """The row to keep among one artifact's rows (in route order), and why (or why none).
 
@@ -308,7 +328,13 @@ def _choose(rows: list[BackendRow], prefer: str = "first") -> tuple[BackendRow |
     route's, or with ``prefer="fastest"`` the fastest.
     """
     passed = [r for r in rows if r.status == RowStatus.PASS]
-    others = "; ".join(f"{r.backend}: {r.status}{' (' + r.message + ')' if r.message else ''}" for r in rows)
+
+    def said(r: BackendRow) -> str:  # a route's reason, when it explains the choice (all are in attempts)
+        if not r.message or (passed and r.status == RowStatus.NOT_MADE):
+            return f"{r.backend}: {r.status}"
+        return f"{r.backend}: {r.status} ({_clip(r.message)})"
+
+    others = "; ".join(said(r) for r in rows)
     if not passed:
         return None, f"no backend's artifact passed parity ({others})"
     builtin = [r for r in passed if not r.flex_ops]

@@ -155,7 +155,7 @@ def train_stage(
 def export_stage_name(dest: Path) -> str:
     """The manifest's stage name for an export to ``dest``: ``export`` for ``model.onnx``.
 
-    Other destinations (``model_opset12.onnx`` for onnx-tf) get their own record, so exports for two
+    Other destinations (``model_opset14.onnx`` for onnx-tf) get their own record, so exports for two
     backends do not invalidate each other.
     """
     return "export" if dest.name == "model.onnx" else f"export {dest.name}"
@@ -204,7 +204,7 @@ def source_onnx(
     the checkpoint's artifact, and an ONNX source is refused for it (``ConversionError``).
 
     Each route names the export it wants (:meth:`Route.export_options`) and its file name: onnx2tf
-    takes ``model.onnx`` (the dynamo exporter, opset 18 by default), onnx-tf ``model_opset12.onnx``.
+    takes ``model.onnx`` (the dynamo exporter, opset 18 by default), onnx-tf ``model_opset14.onnx``.
 
     Returns:
         The ONNX artifact, and whether it was exported from a checkpoint.

@@ -31,14 +31,18 @@ class Onnx2tfRoute(Route):
     def convert(  # noqa: D102
         self, onnx: Artifact, out_dir: Path, options: TFConvertOptions, run_with: RuntimeOpener
     ) -> list[Artifact]:
-        return convert_onnx2tf(onnx, out_dir, options, run_with=run_with)
+        made = convert_onnx2tf(onnx, out_dir, options, run_with=run_with)
+        # A subclass (another export, a rewritten graph) names itself as the artifacts' backend.
+        return [
+            dataclasses.replace(a, backend=self.name) if a.backend == Onnx2tfRoute.name else a for a in made
+        ]
 
 
 class RewrittenOnnx2tfRoute(Onnx2tfRoute):
     """onnx2tf on a rewritten copy of the ONNX file: a subclass says how in :meth:`rewrite`.
 
     The copy lives in a temporary folder inside ``out_dir`` and is gone afterwards; every artifact
-    names the subclass as its backend and carries what :meth:`rewrite` returned in its ``extra``.
+    carries what :meth:`rewrite` returned in its ``extra``.
     """
 
     def rewrite(self, onnx: Artifact, dest: Path, run_with: RuntimeOpener) -> dict[str, Any]:
@@ -58,11 +62,4 @@ class RewrittenOnnx2tfRoute(Onnx2tfRoute):
             rewritten = Path(tmp) / onnx.path.name
             extra = self.rewrite(onnx, rewritten, run_with)
             made = super().convert(onnx.with_path(rewritten), out_dir, options, run_with)
-        return [
-            dataclasses.replace(
-                a,
-                backend=self.name if a.backend == Onnx2tfRoute.name else a.backend,
-                extra={**a.extra, **extra},
-            )
-            for a in made
-        ]
+        return [dataclasses.replace(a, extra={**a.extra, **extra}) for a in made]

@@ -42,4 +42,4 @@ class Onnx2tfRepairedRoute(RewrittenOnnx2tfRoute):
                 f"{onnx.path}: no repair pass applies to this graph"
                 + (f" (dropped, changed the numbers: {dropped})" if dropped else "")
             )
-        return {"repairs": result.applied} | ({"repairs_dropped": result.dropped} if result.dropped else {})
+        return result.extra()

@@ -55,9 +55,11 @@ LEGACY_PYTHON = Path(
     os.environ.get("ONNXPIPE_LEGACY_PYTHON")
     or Path(__file__).resolve().parents[2] / ".venv-legacy" / "bin" / "python"
 )
-#: The opset checkpoints are exported at for onnx-tf (with the TorchScript exporter): onnx-tf 1.10
-#: has no handlers for Unsqueeze/Squeeze-13 or Reshape-19.
-LEGACY_OPSET = 12
+#: The opset checkpoints are exported at for onnx-tf (with the TorchScript exporter): 14, the first
+#: at which it exports ``scaled_dot_product_attention`` (every attention block of transformers).
+#: onnx-tf 1.10 stops at Squeeze/Unsqueeze-11; the worker adds the -13 handlers
+#: (:mod:`onnxpipe.converters.onnx_tf_handlers`).
+LEGACY_OPSET = 14
 WORKER = Path(__file__).resolve().parents[1] / "onnx_tf_worker.py"
 
 
@@ -199,7 +201,7 @@ def convert_onnx_tf(
 
 @ROUTES.register()
 class OnnxTfRoute(Route):
-    """onnx-tf 1.10 in ``.venv-legacy``, from a TorchScript export at opset 12."""
+    """onnx-tf 1.10 in ``.venv-legacy``, from a TorchScript export at opset 14."""
 
     name = NAME
     summary = "onnx-tf 1.10 on TensorFlow 2.15 (worker in .venv-legacy); TF 2.15's converter for TFLite"
@@ -217,7 +219,7 @@ class OnnxTfRoute(Route):
 
     @classmethod
     def export_options(cls, requested: ExportOptions) -> ExportOptions:
-        """The TorchScript exporter at opset 12 (or the ``--opset`` asked for): onnx-tf predates newer ops."""
+        """The TorchScript exporter at opset 14 (or the ``--opset`` asked for): onnx-tf predates newer ops."""
         return ExportOptions(opset=requested.opset or LEGACY_OPSET, exporter="torchscript")
 
     @classmethod

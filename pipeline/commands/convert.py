@@ -195,7 +195,7 @@ def command(
     By default (--backend auto) the routes are tried in order, each artifact validated against
     the reference, until every artifact asked for has passed; the validated ones are kept.
     A checkpoint is exported to ONNX on the way, as each route wants it: model.onnx (dynamo
-    exporter) for onnx2tf, model_opset12.onnx (TorchScript exporter) for onnx-tf. Each artifact
+    exporter) for onnx2tf, model_opset14.onnx (TorchScript exporter) for onnx-tf. Each artifact
     records its layout (onnx2tf turns NCHW inputs into NHWC; onnx-tf keeps NCHW) and the route
     that made it.
 

@@ -137,11 +137,11 @@ def test_onnx_tf_converts_the_cnn_and_its_artifacts_pass_validation(cnn_copy):
         str(out),
         check=True,
     )
-    exported = onnx.load(str(out / "model_opset12.onnx"))
-    assert exported.opset_import[0].version == 12
+    exported = onnx.load(str(out / "model_opset14.onnx"))
+    assert exported.opset_import[0].version == 14
     records = json.loads((out / "manifest.json").read_text())["artifacts"]
     assert records["saved_model"]["backend"] == records["model_fp32.tflite"]["backend"] == "onnx-tf"
-    assert records["saved_model"]["parent"] == "model_opset12.onnx"
+    assert records["saved_model"]["parent"] == "model_opset14.onnx"
     assert records["saved_model"]["inputs"][0]["perm"] is None  # onnx-tf keeps NCHW
     proc = onnxpipe(
         "validate",
@@ -150,7 +150,7 @@ def test_onnx_tf_converts_the_cnn_and_its_artifacts_pass_validation(cnn_copy):
         *(
             f"--candidate={out / name}"
             for name in (
-                "model_opset12.onnx",
+                "model_opset14.onnx",
                 "saved_model",
                 "model_fp32.tflite",
                 "model_fp16.tflite",
@@ -234,3 +234,50 @@ def test_an_lstm_tflite_onnx_tf_cannot_make_is_refused_with_the_reason(tmp_path,
         "convert", str(path), "--backend", "onnx-tf", "--to", "saved_model", "--out", str(out), check=True
     )
     assert (out / "saved_model" / "saved_model.pb").is_file()
+
+
+def _shape_ops_graph(path):
+    """Unsqueeze-13, Squeeze-13 (with and without axes) and Reshape-19 around a Relu, at opset 19."""
+    from onnx import numpy_helper
+
+    def const(name, values):
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    nodes = [
+        oh.make_node("Unsqueeze", ["x", "axes_13"], ["u"]),  # [N, 6] -> [N, 1, 6, 1]
+        oh.make_node("Relu", ["u"], ["r"]),
+        oh.make_node("Squeeze", ["r", "axes_3"], ["s"]),  # -> [N, 1, 6]
+        oh.make_node("Reshape", ["s", "shape"], ["t"]),  # -> [N, 2, 3]
+        oh.make_node("Neg", ["t"], ["n"]),
+        oh.make_node("Reshape", ["n", "flat"], ["y"]),  # -> [N, 6]
+    ]
+    graph = oh.make_graph(
+        nodes, "shape_ops",
+        [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 6])],
+        [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 6])],
+        [const("axes_13", [1, -1]), const("axes_3", [3]), const("shape", [0, 2, 3]), const("flat", [0, 6])],
+    )  # fmt: skip
+    onnx.save(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 19)], ir_version=9), str(path))
+    return path
+
+
+@pytest.mark.legacy
+@needs_legacy
+def test_onnx_tf_converts_squeeze_unsqueeze_13_and_reshape_19_with_the_added_handlers(tmp_path):
+    path = _shape_ops_graph(tmp_path / "shape_ops.onnx")
+    stock = {"Squeeze": [1, 11], "Unsqueeze": [1, 11], "Reshape": [1, 5, 13, 14], "Relu": [14], "Neg": [13]}
+    assert missing_handlers(onnx.load(str(path)), stock) == ["Unsqueeze-13", "Squeeze-13", "Reshape-19"]
+    out = tmp_path / "out"
+    onnxpipe(
+        "convert", str(path), "--backend", "onnx-tf", "--precision", "fp32", "--out", str(out), check=True
+    )
+    proc = onnxpipe(
+        "validate", "--reference", str(path), "--candidate", str(out / "saved_model"),
+        "--candidate", str(out / "model_fp32.tflite"), "--out", str(out), "--devices", "cpu",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [
+        r for r in json.loads((out / "parity.json").read_text())["results"] if r["status"] != "unavailable"
+    ]
+    assert {r["artifact"] for r in rows} == {"saved_model", "model_fp32.tflite"}
+    assert all(r["status"] == "pass" and r["metrics"]["max_abs"] == 0 for r in rows), rows

@@ -55,6 +55,17 @@ class _Pool3d(torch.nn.Module):
         return torch.nn.functional.max_pool3d(self.conv(x), 2)
 
 
+class _Erf(torch.nn.Module):
+    """Erf, as the TorchScript exporter writes an exact GELU: onnx2tf makes it a Flex op (FlexErf)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(16, 16)
+
+    def forward(self, x):
+        return torch.erf(self.linear(x) * 2.0)
+
+
 def _export(module: torch.nn.Module, shape: tuple[int, ...], path):
     """``module`` exported as onnxpipe's exporter does (dynamo, opset 18, dynamic batch)."""
     torch.manual_seed(0)
@@ -73,6 +84,7 @@ def _export(module: torch.nn.Module, shape: tuple[int, ...], path):
 CASES = {
     "prelu": (_Prelu3d, (1, 2, 6, 6, 6)),
     "dilated-strided-conv": (_DilatedStridedConv, (1, 3, 17, 17)),
+    "erf": (_Erf, (1, 16)),
 }
 
 
@@ -143,6 +155,33 @@ def test_a_pass_that_changes_the_numbers_is_dropped_with_the_reason(tmp_path):
     written = onnx.load(str(tmp_path / "out.onnx"))
     assert "PRelu" not in {n.op_type for n in written.graph.node}
     assert "Mul" in {n.op_type for n in written.graph.node}  # the prelu pass's own Mul, checked
+
+
+def test_every_matching_node_is_rewritten_and_the_numbers_kept(tmp_path):
+    # Three chained Erf nodes and two PRelu nodes: each pass rewrites all of its nodes, in place.
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3, 4, 4])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", 3, 4, 4])
+    slope = onnx.numpy_helper.from_array(np.array([0.1, -0.5, 2.0], np.float32).reshape(3, 1, 1), "slope")
+    nodes = [
+        helper.make_node("Erf", ["x"], ["e1"]),
+        helper.make_node("PRelu", ["e1", "slope"], ["p1"]),
+        helper.make_node("Erf", ["p1"], ["e2"]),
+        helper.make_node("PRelu", ["e2", "slope"], ["p2"]),
+        helper.make_node("Erf", ["p2"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "chain", [x], [y], [slope])
+    path = tmp_path / "chain.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), str(path))
+    result = repair(resolve_artifact(path), tmp_path / "out.onnx", open_runtime)
+    assert result.applied == {"prelu": 2, "erf": 3} and result.dropped == {}
+    written = onnx.load(str(tmp_path / "out.onnx"))
+    assert not {"Erf", "PRelu"} & {n.op_type for n in written.graph.node}
+    probe = {"x": np.linspace(-4, 4, 2 * 48, dtype=np.float32).reshape(2, 3, 4, 4)}
+    with (
+        open_runtime(resolve_artifact(path)) as a,
+        open_runtime(resolve_artifact(tmp_path / "out.onnx")) as b,
+    ):
+        np.testing.assert_allclose(b.run(probe)["y"], a.run(probe)["y"], atol=1e-6)
 
 
 def test_a_graph_no_pass_applies_to_is_refused_at_once(tmp_path):

@@ -131,10 +131,12 @@ def test_registry_names_the_valid_choices_and_refuses_a_second_registration():
 
 def test_one_registry_type_serves_routes_runtimes_and_the_zoo():
     assert all(isinstance(r, Registry) for r in (ROUTES, RUNTIMES, ZOO))
-    assert ROUTES.names()[:4] == [
+    assert ROUTES.names()[:6] == [
         "onnx2tf",
         "onnx2tf-repaired",
         "onnx2tf-static",
+        "onnx2tf-torchscript",
+        "onnx2tf-torchscript-static",
         "onnx-tf",
     ]  # found by importing converters/routes/*, in order of preference
     assert {"onnxruntime", "onnx-reference", "ai-edge-litert"} <= set(RUNTIMES)
@@ -166,7 +168,9 @@ def test_route_order_does_not_depend_on_import_order():
         "print(','.join(ROUTES.names()))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "onnx2tf,onnx2tf-repaired,onnx2tf-static,onnx-tf,litert-torch"
+    assert proc.stdout.strip() == (
+        "onnx2tf,onnx2tf-repaired,onnx2tf-static,onnx2tf-torchscript,onnx2tf-torchscript-static,onnx-tf,litert-torch"
+    )
 
 
 def test_the_readme_table_of_routes_is_the_registry():

@@ -114,6 +114,7 @@ def test_a_transformer_that_fails_with_a_dynamic_batch_comes_out_validated_with_
     attempts = manifest["artifacts"]["model_fp32.tflite"]["extra"]["attempts"]
     assert [(a["route"], a["outcome"]) for a in attempts] == [
         ("onnx2tf", "not made"), ("onnx2tf-repaired", "not made"), ("onnx2tf-static", "pass"),
+        ("onnx2tf-torchscript", "not tried"), ("onnx2tf-torchscript-static", "not tried"),
         ("onnx-tf", "not tried"), ("litert-torch", "not tried"),
     ]  # fmt: skip
     assert "no repair pass applies" in attempts[1]["reason"]
@@ -268,3 +269,81 @@ def test_a_route_whose_tflite_fails_keeps_its_validated_saved_model(tmp_path):
     assert (out / "saved_model" / "saved_model.pb").is_file() and not (out / "model_fp32.tflite").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["artifacts"]["saved_model"]["extra"]["kept"] == LEGACY_NAME
+
+
+#: A Hugging Face T5 encoder from a tiny config. The dynamo exporter cannot export it with a dynamic
+#: batch (``Cannot view a tensor with shape ...`` while decomposing the attention's reshape); the
+#: TorchScript exporter can, and onnx2tf converts that graph once its batch is fixed.
+T5_ENCODER = textwrap.dedent(
+    """
+    import torch
+    import transformers
+
+
+    class T5Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            config = transformers.T5Config(
+                vocab_size=64, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2
+            )
+            self.t5 = transformers.T5EncoderModel(config).eval()
+
+        def forward(self, input_ids):
+            return self.t5(input_ids).last_hidden_state
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_model_the_dynamo_exporter_cannot_export_comes_out_of_the_torchscript_export(tmp_path):
+    import importlib.util
+
+    import torch
+
+    (tmp_path / "t5_net.py").write_text(T5_ENCODER)
+    spec = importlib.util.spec_from_file_location("t5_net_for_tests", tmp_path / "t5_net.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    model = module.T5Encoder()
+    with torch.no_grad():  # weights far from their small defaults: a wrong op cannot hide
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    run = tmp_path / "run"
+    proc = onnxpipe(
+        "convert", str(tmp_path / "weights.pt"), "--model-class", f"{tmp_path / 't5_net.py'}:T5Encoder",
+        "--input-shape", "1,8", "--input-dtype", "int64", "--value-range", "0,64", "--input-name", "input_ids",
+        "--precision", "fp32", "--out", str(run),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    attempts = json.loads((run / "manifest.json").read_text())["artifacts"]["model_fp32.tflite"]["extra"][
+        "attempts"
+    ]
+    outcome = {a["route"]: a for a in attempts}
+    # The dynamo export fails once; the two routes after it that need the same file are not retried.
+    export_failed = [outcome[r] for r in ("onnx2tf", "onnx2tf-repaired", "onnx2tf-static")]
+    assert all(a["outcome"] == "not made" and "dynamo" in a["reason"] for a in export_failed), export_failed
+    assert export_failed[1]["seconds"] < 1 and export_failed[2]["seconds"] < 1
+    kept = outcome["onnx2tf-torchscript-static"]
+    assert kept["outcome"] == "pass"
+    assert (run / "model_torchscript_opset17.onnx").is_file()
+    manifest = json.loads((run / "manifest.json").read_text())
+    for name in ("saved_model", "model_fp32.tflite"):
+        record = manifest["artifacts"][name]
+        assert record["backend"] == "onnx2tf-torchscript-static" and record["extra"]["static_batch"] == 1
+    rows = json.loads((run / "backends.json").read_text())["rows"]
+    assert all(r["max_abs"] < 1e-4 for r in rows if r["kept"])
+
+
+def test_routes_that_differ_only_by_their_export_are_not_tried_on_an_onnx_file(tmp_path):
+    from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
+    from onnxpipe.pipeline.backends import compare_backends
+
+    source = export_lstm(tmp_path / "lstm.onnx")
+    variants = ["onnx2tf-torchscript", "onnx2tf-torchscript-static"]
+    comparison = compare_backends(
+        source, tmp_path / "run", TFConvertOptions(precisions=("fp32",)), backends=variants
+    )
+    assert set(comparison.not_tried) == set(variants) and not comparison.rows
+    assert all("only by its export; lstm.onnx is ONNX" in why for why in comparison.not_tried.values())
