@@ -8,8 +8,11 @@ litert_torch_worker.py``).
 A ``versions`` request answers the versions of the packages that shape its files. A ``convert``
 request holds ``program`` (a ``torch.export`` program saved by the main environment, with its
 example inputs at the batch to convert) and ``tflite`` (precision -> path). ``fp32`` is
-litert-torch's own file; ``fp16`` (float16 weights) and ``dynamic_int8`` (int8 weights, float
-activations) come from ai-edge-quantizer on that file. The reply holds each written file's
+litert-torch's own file; ``fp16`` (float16 weights), ``dynamic_int8`` (int8 weights, float
+activations), ``int8`` (int8 weights and activations) and ``int16x8`` (int8 weights, int16
+activations) come from ai-edge-quantizer on that file, the last two calibrated on the request's
+arrays (``"0"``, ``"1"``...: samples of each input, in the model's input order, batch first; the
+file's inputs and outputs stay float). The reply holds each written file's
 signature tensors, in signature order (``args_0``..., ``output_0``...), and ``failed`` (precision
 -> reason) for a precision the quantizer could not make.
 """
@@ -60,6 +63,10 @@ def _recipe(precision):
 
     if precision == "dynamic_int8":
         return recipe.dynamic_wi8_afp32()
+    if precision == "int8":
+        return recipe.static_wi8_ai8()
+    if precision == "int16x8":
+        return recipe.static_wi8_ai16()
     if precision == "fp16":  # float16 weights, dequantized to float32 for compute
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
         from ai_edge_quantizer.recipe_manager import RecipeManager
@@ -72,7 +79,35 @@ def _recipe(precision):
     raise ValueError(f"litert-torch route: no recipe for precision {precision!r}")
 
 
-def _convert(req):
+def _calibration_data(path, arrays):
+    """The samples as ai-edge-quantizer takes them: signature key -> one feed per sample, batch 1."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    (key,) = interpreter.get_signature_list()  # litert-torch writes one signature
+    details = interpreter.get_signature_runner(key).get_input_details()
+    names = sorted(details, key=_natural)
+    if len(arrays) != len(names):
+        raise ValueError(f"calibration: {len(arrays)} inputs given, the file has {len(names)}")
+    columns = [arrays[str(i)].astype(details[name]["dtype"]) for i, name in enumerate(names)]
+    count = min(len(c) for c in columns)
+    return {key: [{n: c[j : j + 1] for n, c in zip(names, columns, strict=True)} for j in range(count)]}
+
+
+def _quantize(fp32, dest, precision, arrays):
+    from ai_edge_quantizer import quantizer
+
+    q = quantizer.Quantizer(fp32)
+    q.load_quantization_recipe(_recipe(precision))
+    if q.need_calibration:
+        if not arrays:
+            raise ValueError(f"{precision} needs calibration samples, and none were given")
+        q.quantize(q.calibrate(_calibration_data(fp32, arrays))).export_model(dest, overwrite=True)
+    else:
+        q.quantize().export_model(dest, overwrite=True)
+
+
+def _convert(req, arrays):
     import litert_torch
     import torch
 
@@ -85,12 +120,8 @@ def _convert(req):
     for precision, dest in req["tflite"].items():
         if precision == "fp32":
             continue
-        from ai_edge_quantizer import quantizer
-
         try:
-            q = quantizer.Quantizer(fp32)
-            q.load_quantization_recipe(_recipe(precision))
-            q.quantize().export_model(dest, overwrite=True)
+            _quantize(fp32, dest, precision, arrays)
         except Exception as e:  # the quantizer names the op or tensor it could not handle
             failed[precision] = (
                 f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
@@ -109,4 +140,4 @@ def handle(header, arrays, emit):
     if header.get("mode") == "versions":
         names = header.get("names")
         return {"versions": _versions(tuple(names)) if names else _versions()}, {}
-    return _convert(header), {}
+    return _convert(header, arrays), {}

@@ -45,7 +45,9 @@ def _unsqueeze_13(cls, node, **kwargs):
     rank = x.shape.rank
     value = tf.get_static_value(kwargs["tensor_dict"][node.inputs[1]])
     if value is None or rank is None:
-        raise ValueError(f"Unsqueeze-13 {node.name!r}: its axes are computed at run time; onnx-tf needs them constant")
+        raise ValueError(
+            f"Unsqueeze-13 {node.name!r}: its axes are computed at run time; onnx-tf needs them constant"
+        )
     out_rank = rank + value.size
     for axis in sorted(int(a) % out_rank for a in value.reshape(-1)):
         x = tf.expand_dims(x, axis=axis)

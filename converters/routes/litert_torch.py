@@ -11,7 +11,10 @@ What it makes, measured: TFLite files with the checkpoint's own layout (NCHW sta
 transposes inside) at batch 1 (its dynamic shapes fail on ``flatten``: the artifacts record
 ``static_batch``), int64 inputs narrowed to int32 (recorded per input in ``extra["narrowed"]``; the
 runtimes cast what they feed and refuse values int32 cannot hold). No SavedModel. ``fp16`` (float16
-weights) and ``dynamic_int8`` come from ai-edge-quantizer on the fp32 file.
+weights), ``dynamic_int8``, and the calibrated ``int8`` (int8 weights and activations) and
+``int16x8`` come from ai-edge-quantizer on the fp32 file; the calibrated ones are calibrated on the
+same 200 training-split samples as the other routes', and keep float inputs and outputs (the
+quantizer puts the quantize/dequantize ops inside the file).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from onnxpipe.converters.onnx_to_saved_model import (
     TFConvertOptions,
+    calibration_arrays,
     call_worker,
     tflite_name,
     worker_versions,
@@ -95,9 +99,9 @@ class LiteRtTorchRoute(Route):
     """litert-torch 0.10 in ``.venv-litert``, from the checkpoint's ``torch.export`` program."""
 
     name = NAME
-    summary = "litert-torch 0.10 (PyTorch -> TFLite, no ONNX; worker in .venv-litert); ai-edge-quantizer for fp16/int8"
+    summary = "litert-torch 0.10 (PyTorch -> TFLite, no ONNX; worker in .venv-litert); ai-edge-quantizer for the other precisions"
     makes = (Format.TFLITE,)
-    precisions = ("fp32", "fp16", "dynamic_int8")
+    precisions = ("fp32", "fp16", "dynamic_int8", "int8", "int16x8")
     needs = "the litert environment, .venv-litert (make setup-litert)"
     layout = "as the checkpoint (NCHW stays NCHW); batch 1 only; int64 inputs become int32"
     preference = 30
@@ -145,6 +149,10 @@ class LiteRtTorchRoute(Route):
                 "tflite": {p: str(work / tflite_name(p)) for p in wanted},
             }
             log.info("%s: converting %s", NAME, checkpoint.path)
+            # Samples of each input by position (the file's names are litert-torch's own).
+            positional = tuple(
+                TensorBinding(t.name, str(i), None, t.layout) for i, t in enumerate(checkpoint.spec.inputs)
+            )
             result = call_worker(
                 request,
                 work,
@@ -153,6 +161,7 @@ class LiteRtTorchRoute(Route):
                 NAME,
                 python=LITERT_PYTHON,
                 worker=WORKER,
+                arrays=calibration_arrays(checkpoint.spec, positional, wanted, checkpoint.path),
                 max_memory=options.max_memory,
             )
             not_made |= {tflite_name(p): why for p, why in result["failed"].items()}

@@ -38,6 +38,9 @@ def test_interrupted_conversion_leaves_the_previous_artifacts_intact(cnn_copy, s
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Python ignores SIGINT when it starts with it ignored (a shell's background job, `nohup ... &`):
+        # the child gets the default disposition, as from a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     # The planner (the default backend) converts in backends/<route>/ first.
