@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= cnn
 RUN    ?= runs/$(MODEL)
 PRECISIONS ?= fp32,fp16
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 FAIL_ON ?= any
 BACKEND ?= auto
 NPROC ?= 1

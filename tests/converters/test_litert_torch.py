@@ -90,6 +90,7 @@ def test_the_planner_asks_litert_torch_for_what_it_makes_and_refuses_it_an_onnx_
         assert all("converts a PyTorch checkpoint" in r.message for r in rows), rows
 
 
+@pytest.mark.slow  # two calibrated quantizations and their validation: about two minutes here
 @needs_litert
 def test_litert_torch_int8_is_calibrated_on_the_training_split_and_keeps_the_top1(cnn_copy, tmp_path):
     run = tmp_path / "run"

@@ -87,6 +87,7 @@ def test_auto_keeps_nothing_that_failed_validation(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["backends.json", "backends.md"]  # the table, no artifact
 
 
+@pytest.mark.slow  # every route converts and validates the CNN: about three minutes here
 @pytest.mark.legacy
 @needs_legacy
 def test_compare_then_auto_on_the_cnn(cnn_copy):
