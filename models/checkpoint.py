@@ -32,6 +32,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "Checkpoint",
     "import_checkpoint",
+    "import_state",
     "load_checkpoint",
     "load_model",
     "save_checkpoint",
@@ -183,9 +184,20 @@ def import_checkpoint(weights: Path, user: UserModel, dest: Path, trust_pickle: 
         if type(loaded).__name__ != cls.__name__:
             raise CheckpointError(weights, f"holds a {type(loaded).__name__}, not a {cls.__name__}")
         loaded = loaded.state_dict()
+    return import_state(loaded, user, dest, weights)
+
+
+def import_state(state: dict[str, Any], user: UserModel, dest: Path, source: Path) -> Path:
+    """Build the user's model with ``state``, find its outputs, and write an onnxpipe checkpoint to ``dest``.
+
+    Raises:
+        UsageError: The model fails on the given input shapes, or returns something else than tensors.
+        CheckpointError: Keys that do not fit (named).
+    """
+    import torch
+
     # Rebuilt from the class itself, so later stages (which rebuild it the same way) get this model.
-    model = build_user_model(user.class_ref, user.kwargs, loaded, weights)
-    state = loaded
+    model = build_user_model(user.class_ref, user.kwargs, state, source)
     inputs = user.inputs()
     value_range = user.value_range or (0.0, 1.0)
     try:
@@ -197,7 +209,11 @@ def import_checkpoint(weights: Path, user: UserModel, dest: Path, trust_pickle: 
     outs = out if isinstance(out, (tuple, list)) else (out,)
     if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
         raise UsageError(f"{type(model).__name__} must return a tensor or a tuple of tensors")
-    names = ("output",) if len(outs) == 1 else tuple(f"output_{i}" for i in range(len(outs)))
+    names = user.output_names or (
+        ("output",) if len(outs) == 1 else tuple(f"output_{i}" for i in range(len(outs)))
+    )
+    if len(names) != len(outs):
+        raise UsageError(f"{type(model).__name__} returns {len(outs)} outputs, named {list(names)}")
     outputs = tuple(
         TensorSpec(n, ("batch", *o.shape[1:]), str(o.dtype).removeprefix("torch."))
         for n, o in zip(names, outs, strict=True)
@@ -209,6 +225,6 @@ def import_checkpoint(weights: Path, user: UserModel, dest: Path, trust_pickle: 
         spec=spec,
         model_kwargs=dict(user.kwargs),
         model_class=canonical_class_ref(user.class_ref),
-        train_config={"imported_from": str(weights.resolve())},
+        train_config={"imported_from": str(Path(source).resolve())},
     )
     return save_checkpoint(ckpt, dest)

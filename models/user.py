@@ -56,6 +56,7 @@ class UserModel:
         input_names: One name per input (default ``input``, or ``input_0``, ``input_1``...).
         value_range: Range of input values for probes and random validation inputs (token ids:
             ``0,VOCAB``); required for integer inputs.
+        output_names: One name per output (default ``output``, or ``output_0``, ``output_1``...).
     """
 
     class_ref: str
@@ -64,6 +65,7 @@ class UserModel:
     input_dtypes: tuple[str, ...] = ("float32",)
     input_names: tuple[str, ...] = ()
     value_range: tuple[float, float] | None = None
+    output_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.input_shapes:
@@ -175,11 +177,13 @@ def build_user_model(
 ) -> Any:
     """Instantiate a trusted user class with ``kwargs`` and load ``state`` into it (eval mode).
 
+    onnxpipe's own classes (``onnxpipe.models.hf:HuggingFaceModel``) need no trust: they are not user code.
+
     Raises:
         CheckpointError: The class was not trusted in this process (pass ``--model-class``).
         UsageError: The constructor refused ``kwargs``.
     """
-    if canonical_class_ref(class_ref) not in _TRUSTED:
+    if canonical_class_ref(class_ref) not in _TRUSTED and not class_ref.startswith("onnxpipe."):
         raise CheckpointError(
             where,
             f"was imported from user model class {class_ref}; onnxpipe imports code only when told to: "

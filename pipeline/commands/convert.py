@@ -13,6 +13,7 @@ from onnxpipe.pipeline.commands.options import (
     RegistryChoice,
     csv_choice,
     import_user_model,
+    is_hf_source,
     user_model_options,
 )
 
@@ -212,8 +213,12 @@ def command(
 
       onnxpipe convert weights.pt --model-class net.py:Net --input-shape 1,3,32,32 --out runs/net
 
+      onnxpipe convert path/to/bert_dir --seq-len 32 --out runs/bert
+
     With --model-class, SOURCE is your model's state dict (.pt or .safetensors), imported as
-    OUT/checkpoint.pt first (see `onnxpipe export --help`).
+    OUT/checkpoint.pt first (see `onnxpipe export --help`). A Hugging Face save_pretrained folder
+    (config.json + weights) is imported the same way, offline, its inputs and output named as
+    transformers names them (OUT defaults to runs/FOLDER_NAME).
     """
     from onnxpipe.converters.torch_to_onnx import ExportOptions
     from onnxpipe.pipeline.rundir import RunDir
@@ -223,15 +228,18 @@ def command(
     precisions = csv_choice(precision, tuple(PRECISIONS), "precision")
     if not targets:
         raise click.UsageError("--to: give at least one of saved_model, tflite")
+    hf = is_hf_source(source)
     if user["model_class"] is None:
         import_user_model(source, None, dict(user))  # refuses stray user-model options
-    elif source.is_dir():
+    elif source.is_dir() and not hf:
         raise click.UsageError("--model-class: SOURCE must be your weights file (.pt or .safetensors)")
-    if source.is_dir():
+    if hf:
+        out = out or Path("runs") / source.resolve().name
+    elif source.is_dir():
         source = resolve_checkpoint(source)
     out = out or source.parent
     with RunDir(out).lock():
-        if user["model_class"] is not None:
+        if user["model_class"] is not None or hf:
             source = import_user_model(source, out, dict(user))
         run_conversion(
             source,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from onnxpipe.converters.torch_to_onnx import EXPORTERS
-from onnxpipe.pipeline.commands.options import import_user_model, user_model_options
+from onnxpipe.pipeline.commands.options import import_user_model, is_hf_source, user_model_options
 
 
 @click.command("export")
@@ -25,7 +25,7 @@ from onnxpipe.pipeline.commands.options import import_user_model, user_model_opt
 def command(
     source: Path, opset: int | None, exporter: str, out: Path | None, force: bool, **user: object
 ) -> None:
-    """Export SOURCE (a run directory or a checkpoint) to ONNX.
+    """Export SOURCE (a run directory, a checkpoint or a Hugging Face folder) to ONNX.
 
     The file is kept only if onnx.checker, shape inference and an ONNX Runtime vs PyTorch check pass.
     With --model-class, SOURCE is your model's state dict (.pt or .safetensors): it is imported as
@@ -35,13 +35,19 @@ def command(
       onnxpipe export runs/cnn --opset 18
 
       onnxpipe export weights.safetensors --model-class net.py:Net --input-shape 1,3,32,32 --out runs/net/model.onnx
+
+      onnxpipe export path/to/vit_dir --out runs/vit/model.onnx
     """
     from onnxpipe.converters.torch_to_onnx import ExportOptions
     from onnxpipe.pipeline.rundir import RunDir
     from onnxpipe.pipeline.stages import export_stage, resolve_checkpoint
     from onnxpipe.pipeline.ui import say
 
-    if user["model_class"] is not None:
+    hf = is_hf_source(source)
+    if hf:
+        import_user_model(source, None, dict(user))  # refuses options that do not apply
+        dest = out or Path("runs") / source.resolve().name / "model.onnx"
+    elif user["model_class"] is not None:
         if source.is_dir():
             raise click.UsageError("--model-class: SOURCE must be your weights file (.pt or .safetensors)")
         dest = out or source.parent / "model.onnx"
@@ -51,7 +57,7 @@ def command(
         dest = out or ckpt.parent / "model.onnx"
     options = ExportOptions(opset=opset, exporter=exporter)
     with RunDir(dest.parent).lock():
-        if user["model_class"] is not None:
+        if user["model_class"] is not None or hf:
             ckpt = import_user_model(source, dest.parent, dict(user))
         say(f"export {ckpt} -> {dest}")
         art = export_stage(ckpt, dest, options, force, say)

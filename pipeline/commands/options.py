@@ -6,7 +6,7 @@ import click
 
 from onnxpipe.models.errors import UnknownNameError
 
-__all__ = ["RegistryChoice", "csv_choice", "import_user_model", "user_model_options"]
+__all__ = ["RegistryChoice", "csv_choice", "import_user_model", "is_hf_source", "user_model_options"]
 
 
 class RegistryChoice(click.Choice):
@@ -51,6 +51,39 @@ _FLAGS = {
     "value_range": "--value-range",
     "trust_pickle": "--trust-pickle",
 }
+_HF_FLAGS = {"seq_len": "--seq-len", "image_size": "--image-size", "hf_output": "--output"}
+
+
+def is_hf_source(source) -> bool:
+    """Whether SOURCE is a Hugging Face ``save_pretrained`` folder."""
+    from pathlib import Path
+
+    from onnxpipe.models.hf import is_hf_folder
+
+    return source is not None and is_hf_folder(Path(source))
+
+
+def _import_hf(source, out, hf: dict) -> object:
+    import time
+    from pathlib import Path
+
+    from onnxpipe.models.checkpoint import import_state
+    from onnxpipe.models.hf import HfOptions, hf_user_model
+    from onnxpipe.pipeline.rundir import RunDir
+
+    options = HfOptions(hf["seq_len"], hf["image_size"], hf["hf_output"])
+    run = RunDir(out).prepare()
+    t0 = time.perf_counter()
+    user, state = hf_user_model(Path(source), options)
+    path = import_state(state, user, run.checkpoint, Path(source))
+    files = sorted(
+        p for p in Path(source).iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")
+    )
+    recorded = {"hf_folder": str(Path(source).resolve()), **{k: v for k, v in hf.items() if v is not None}}
+    run.record_stage(
+        "import", inputs=files, outputs=[path], options=recorded, seconds=time.perf_counter() - t0
+    )
+    return path
 
 
 def user_model_options(command):
@@ -85,6 +118,21 @@ def user_model_options(command):
         click.option(
             "--trust-pickle", is_flag=True, help="Accept a whole pickled module (unpickling runs its code)."
         ),
+        click.option(
+            "--seq-len",
+            type=int,
+            default=None,
+            help="Hugging Face folder: tokens (or audio samples) per input [16].",
+        ),
+        click.option(
+            "--image-size", type=int, default=None, help="Hugging Face folder: image side [the config's]."
+        ),
+        click.option(
+            "--output",
+            "hf_output",
+            default=None,
+            help="Hugging Face folder: the output field to convert [the first: logits, last_hidden_state...].",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -94,7 +142,9 @@ def user_model_options(command):
 def import_user_model(source, out, options: dict) -> object:
     """With ``--model-class``: import SOURCE (the user's weights) into ``out/checkpoint.pt``; its path.
 
-    Without it: ``None`` (and the other user-model options are refused, so none is silently ignored).
+    A Hugging Face folder as SOURCE is imported the same way (``out`` ``None``: only its options are
+    checked). Otherwise: ``None`` (and the other user-model options are refused, so none is silently
+    ignored).
     """
     import json
     from pathlib import Path
@@ -103,7 +153,18 @@ def import_user_model(source, out, options: dict) -> object:
     from onnxpipe.models.user import UserModel
 
     class_ref = options.pop("model_class")
+    hf = {k: options.pop(k) for k in _HF_FLAGS}
     given = [_FLAGS[k] for k, v in options.items() if v]
+    if is_hf_source(source):  # its config says what the model is and how to feed it
+        stray = ([] if class_ref is None else ["--model-class"]) + given
+        if stray:
+            raise click.UsageError(
+                f"{', '.join(stray)}: not with a Hugging Face folder (its config.json says it)"
+            )
+        return None if out is None else _import_hf(source, out, hf)
+    hf_given = [_HF_FLAGS[k] for k, v in hf.items() if v is not None]
+    if hf_given:
+        raise click.UsageError(f"{', '.join(hf_given)}: only with a Hugging Face folder as SOURCE")
     if class_ref is None:
         if given:
             raise click.UsageError(f"{', '.join(given)}: only with --model-class (they describe your model)")

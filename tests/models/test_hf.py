@@ -1,0 +1,111 @@
+"""Hugging Face models by folder: imported offline, named as transformers names them, refused with the reason."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from tests.conftest import onnxpipe
+
+transformers = pytest.importorskip("transformers")
+
+
+def _tiny_bert(folder):
+    """A BERT classifier from a tiny config, its weights moved far from their near-zero defaults."""
+    import torch
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
+    model = transformers.BertForSequenceClassification(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bert_folder(tmp_path_factory):
+    return _tiny_bert(tmp_path_factory.mktemp("hf") / "bert")
+
+
+def _hashes(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def test_a_hugging_face_folder_converts_offline_with_its_own_names(bert_folder, tmp_path):
+    before = _hashes(bert_folder)
+    run = tmp_path / "run"
+    proc = onnxpipe(
+        "convert", str(bert_folder), "--seq-len", "8", "--precision", "fp32", "--out", str(run),
+        env={"HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _hashes(bert_folder) == before  # nothing written into the user's folder
+    manifest = json.loads((run / "manifest.json").read_text())
+    for name in ("saved_model", "model_fp32.tflite"):
+        record = manifest["artifacts"][name]
+        assert [b["name"] for b in record["inputs"]] == ["input_ids"]
+        assert [b["name"] for b in record["outputs"]] == ["logits"]
+    spec = manifest["artifacts"]["saved_model"]["spec"]
+    assert spec["inputs"][0]["shape"] == ["batch", 8] and spec["inputs"][0]["dtype"] == "int64"
+    assert spec["name"] == "HuggingFaceModel" and spec["value_range"] == [0.0, 64.0]
+    assert manifest["stages"]["import"]["options"]["hf_folder"] == str(bert_folder.resolve())
+    rows = json.loads((run / "backends.json").read_text())["rows"]
+    kept = [r for r in rows if r["kept"]]
+    assert {r["artifact"] for r in kept} == {"saved_model", "model_fp32.tflite"}
+    assert all(r["status"] == "pass" and r["max_abs"] < 1e-4 for r in kept), kept
+
+
+def test_a_chosen_output_field_is_converted_and_an_unknown_one_refused(bert_folder, tmp_path):
+    proc = onnxpipe(
+        "export", str(bert_folder), "--output", "hidden", "--out", str(tmp_path / "a" / "model.onnx")
+    )
+    assert proc.returncode == 2 and "returns logits" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "a" / "model.onnx").exists()
+
+
+def _refusal(tmp_path, config: dict, weights: bool = True):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    if weights:
+        (folder / "model.safetensors").write_bytes(b"")
+    proc = onnxpipe("export", str(folder), "--out", str(tmp_path / "out" / "model.onnx"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"] + ["model.safetensors"] * weights
+    return proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "weights", "reason"),
+    [
+        ({"architectures": ["BertModel"], "auto_map": {"AutoModel": "x.Y"}}, True, "asks for remote code"),
+        (
+            {"architectures": ["NoSuchModelForAnything"]},
+            True,
+            "unknown architecture 'NoSuchModelForAnything'",
+        ),
+        ({"model_type": "bert"}, True, "names no architectures"),
+        ({"architectures": ["BertModel"], "vocab_size": 64}, False, "holds no weights"),
+    ],
+    ids=["remote-code", "unknown-architecture", "no-architectures", "no-weights"],
+)
+def test_a_folder_onnxpipe_cannot_load_offline_is_refused_with_the_reason(tmp_path, config, weights, reason):
+    assert reason in _refusal(tmp_path, config, weights)
+
+
+def test_model_options_that_do_not_apply_are_refused(bert_folder, tmp_path):
+    proc = onnxpipe("convert", str(bert_folder), "--model-class", "x.py:Y", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "not with a Hugging Face folder" in proc.stderr
+    proc = onnxpipe("export", str(tmp_path / "nothing.pt"), "--seq-len", "8")
+    assert proc.returncode == 2 and "--seq-len: only with a Hugging Face folder" in proc.stderr
