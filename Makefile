@@ -20,7 +20,7 @@ TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tfl
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-edge setup-legacy setup-litert setup-gpu setup-browser train export convert validate report bench test test-all lint clean distclean help
+.PHONY: all setup setup-edge setup-legacy setup-litert setup-gpu setup-browser train export convert validate report bench bench-archs test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
@@ -35,6 +35,7 @@ help:
 	@echo "make report     regenerate parity.md and report.html from parity.json"
 	@echo "make setup-browser  install headless Chromium (for the HTML report test)"
 	@echo "make bench      benchmark tables for the CNN and the MobileNet-style model, then the ratios in bench/"
+	@echo "make bench-archs  the architecture sweep: Hugging Face architectures through the planner (ARCHS=bert,vit)"
 	@echo "make lint       ruff"
 	@echo "make clean      remove runs/ and caches; make distclean also removes .venv"
 
@@ -131,6 +132,11 @@ bench: $(STAMP) $(LEGACY_STAMP)
 	$(BIN)/python bench/overhead.py runs/cnn
 	$(BIN)/python bench/scaling.py runs/cnn runs/mobilenet
 	$(BIN)/python bench/planner.py runs/cnn
+
+# --- the architecture sweep: Hugging Face architectures from tiny configs through the planner ---
+ARCHS ?=
+bench-archs: $(STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)
+	$(BIN)/python bench/architectures.py $(if $(ARCHS),--only $(ARCHS),) --out runs/architectures
 
 # --- quality ---------------------------------------------------------------------------------
 test: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)

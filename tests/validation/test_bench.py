@@ -71,3 +71,28 @@ def test_raw_inference_benchmark_makes_the_calls_validate_makes(cnn_run):
         execute(rt, inputs, InputConfig())
     assert len(inputs) == 430
     assert sizes == [b - a for a, b in raw.batches(len(inputs))]
+
+
+def test_the_architecture_sweep_converts_a_folder_and_counts_what_was_validated(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = ROOT / "bench" / "architectures.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--only", "resnet", "--precisions", "fp32", "--out", str(tmp_path)],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (record,) = json.loads((tmp_path / "architectures.json").read_text())
+    assert record["architecture"] == "resnet" and record["error"] is None
+    assert set(record["kept"]) == {"saved_model", "model_fp32.tflite"}
+    first = record["attempts"][0]
+    assert first["route"] == "onnx2tf" and first["seconds"] > 0 and first["peak_mb"] > 0
+    table = (tmp_path / "architectures.md").read_text()
+    assert "| resnet | onnx2tf | kept pass | kept pass |" in table
+    assert "- validated model_fp32.tflite: 1 of 1 architectures" in table
+    assert (tmp_path / "models" / "resnet" / "config.json").is_file()  # the folder it converted
+    bad = subprocess.run([sys.executable, str(script), "--only", "nosuchnet"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown architecture(s) nosuchnet" in bad.stderr
