@@ -73,7 +73,9 @@ def _configs(t) -> dict:
         ),
         "gpt2": (
             t.GPT2LMHeadModel,
-            t.GPT2Config(vocab_size=96, n_embd=32, n_layer=2, n_head=2, n_positions=64),
+            t.GPT2Config(
+                vocab_size=96, n_embd=32, n_layer=2, n_head=2, n_positions=64, bos_token_id=0, eos_token_id=0
+            ),
             TEXT,
         ),
         "llama": (

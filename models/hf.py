@@ -134,7 +134,8 @@ def hf_user_model(folder: Path, options: HfOptions | None = None):
     """Load the folder offline and describe it for import: (UserModel, state dict).
 
     Raises:
-        InputFileError: No config or weights, remote code, an unknown architecture, or a main input
+        InputFileError: No config or weights, weights that lack tensors of the model (transformers
+            would initialize them at random), remote code, an unknown architecture, or a main input
             onnxpipe cannot feed.
         UsageError: ``--output`` names no field of the model's output.
     """
@@ -149,9 +150,18 @@ def hf_user_model(folder: Path, options: HfOptions | None = None):
     if not any((folder / w).is_file() for w in _WEIGHTS):
         raise InputFileError(folder, f"holds no weights ({', '.join(_WEIGHTS)})")
     try:
-        model = cls.from_pretrained(folder, local_files_only=True, trust_remote_code=False).eval()
+        model, info = cls.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=False, output_loading_info=True
+        )
     except Exception as e:  # transformers names the key or file it could not read
         raise InputFileError(folder, f"{cls.__name__}.from_pretrained failed: {type(e).__name__}: {e}") from e
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:  # transformers would fill them at random, and the random model would pass validation
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise InputFileError(
+            folder, f"its weights lack tensors {cls.__name__} needs ({shown}); they would be random"
+        )
+    model = model.eval()
     config = model.config.to_dict()  # complete: every default written out
     names, shapes, dtypes, value_range = _inputs(model, config, options, folder)
     assert len(names) <= 3, names  # HuggingFaceModel.forward takes up to three

@@ -109,3 +109,18 @@ def test_model_options_that_do_not_apply_are_refused(bert_folder, tmp_path):
     assert proc.returncode == 2 and "not with a Hugging Face folder" in proc.stderr
     proc = onnxpipe("export", str(tmp_path / "nothing.pt"), "--seq-len", "8")
     assert proc.returncode == 2 and "--seq-len: only with a Hugging Face folder" in proc.stderr
+
+
+def test_a_folder_whose_weights_lack_the_head_is_refused_not_filled_at_random(bert_folder, tmp_path):
+    import shutil
+
+    folder = tmp_path / "headless"
+    shutil.copytree(bert_folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    base = transformers.BertModel.from_pretrained(bert_folder)  # the encoder alone, no classifier
+    base.save_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps(config))  # still says BertForSequenceClassification
+    proc = onnxpipe("export", str(folder), "--out", str(tmp_path / "out" / "model.onnx"))
+    assert proc.returncode != 0 and "lack tensors BertForSequenceClassification needs" in proc.stderr
+    assert "classifier.weight" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "model.onnx").exists()
