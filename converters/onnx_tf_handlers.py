@@ -19,8 +19,6 @@ __all__ = ["install"]
 
 def _axes(node, tensor_dict, rank):
     """The node's ``axes`` input as sorted non-negative ints (``None``: not known until run time)."""
-    if len(node.inputs) < 2 or not node.inputs[1]:
-        return []
     value = tf.get_static_value(tensor_dict[node.inputs[1]])
     if value is None:
         return None
@@ -29,6 +27,8 @@ def _axes(node, tensor_dict, rank):
 
 def _squeeze_13(cls, node, **kwargs):
     x = kwargs["tensor_dict"][node.inputs[0]]
+    if len(node.inputs) < 2 or not node.inputs[1]:  # no axes: every dimension of size 1
+        return [tf.squeeze(x)]
     rank = x.shape.rank
     axes = _axes(node, kwargs["tensor_dict"], rank) if rank is not None else None
     if axes is None:  # axes computed at run time: drop those dimensions from the shape
@@ -37,7 +37,7 @@ def _squeeze_13(cls, node, **kwargs):
         given = tf.math.floormod(given, dims)
         keep = tf.reduce_all(tf.not_equal(tf.range(dims)[:, None], given[None, :]), axis=1)
         return [tf.reshape(x, tf.boolean_mask(tf.shape(x), keep))]
-    return [tf.squeeze(x, axis=axes or None)]
+    return [tf.squeeze(x, axis=axes)]
 
 
 def _unsqueeze_13(cls, node, **kwargs):

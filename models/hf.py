@@ -1,7 +1,8 @@
 """Hugging Face models by folder: a ``save_pretrained`` folder imported as an onnxpipe checkpoint.
 
-``onnxpipe convert path/to/model_dir`` (and ``export``, ``run``) takes a folder holding
-``config.json`` and its weights (``model.safetensors``, sharded or not, or ``pytorch_model.bin``).
+``onnxpipe convert path/to/model_dir`` (and ``export``) takes a folder holding
+``config.json`` and its weights (``model.safetensors``, sharded or not, or ``pytorch_model.bin``;
+:func:`onnxpipe.pipeline.artifacts.is_hf_folder` tells one, without importing torch).
 The model is loaded with ``from_pretrained(..., local_files_only=True)`` from the class the config's
 ``architectures`` names: nothing is ever downloaded, and a folder whose config asks for remote code
 (``auto_map``) is refused, as is an architecture this transformers does not have.
@@ -29,7 +30,7 @@ import torch
 
 from onnxpipe.models.errors import InputFileError, UsageError
 
-__all__ = ["HF_CLASS", "HfOptions", "HuggingFaceModel", "hf_user_model", "is_hf_folder"]
+__all__ = ["HF_CLASS", "HfOptions", "HuggingFaceModel", "hf_user_model"]
 
 #: The class reference imported checkpoints name (onnxpipe's own code: trusted without --model-class).
 HF_CLASS = "onnxpipe.models.hf:HuggingFaceModel"
@@ -40,12 +41,6 @@ _WEIGHTS = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-
-
-def is_hf_folder(path: Path) -> bool:
-    """Whether ``path`` is a ``save_pretrained`` folder (``config.json``, no onnxpipe run in it)."""
-    path = Path(path)
-    return path.is_dir() and (path / "config.json").is_file() and not (path / "manifest.json").is_file()
 
 
 def _transformers():

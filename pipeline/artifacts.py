@@ -14,7 +14,13 @@ from onnxpipe.models.errors import ConversionError, InputFileError, UsageError
 from onnxpipe.models.spec import ModelSpec, TensorSpec
 from onnxpipe.pipeline.rundir import RunDir
 
-__all__ = ["detect_format", "resolve_artifact", "spec_from_onnx"]
+__all__ = ["detect_format", "is_hf_folder", "resolve_artifact", "spec_from_onnx"]
+
+
+def is_hf_folder(path: Path) -> bool:
+    """Whether ``path`` is a Hugging Face ``save_pretrained`` folder (``config.json``, not a run directory)."""
+    path = Path(path)
+    return path.is_dir() and (path / "config.json").is_file() and not (path / "manifest.json").is_file()
 
 
 def detect_format(path: Path) -> Format:

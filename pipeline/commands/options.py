@@ -58,7 +58,7 @@ def is_hf_source(source) -> bool:
     """Whether SOURCE is a Hugging Face ``save_pretrained`` folder."""
     from pathlib import Path
 
-    from onnxpipe.models.hf import is_hf_folder
+    from onnxpipe.pipeline.artifacts import is_hf_folder  # no torch: this runs before every convert
 
     return source is not None and is_hf_folder(Path(source))
 
