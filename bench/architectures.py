@@ -6,7 +6,8 @@ run ``onnxpipe convert FOLDER`` with the planner's defaults (``--backend auto``)
 TFLite at ``--precisions``, and read what the planner recorded: per route tried, each artifact's
 outcome, the first reason, seconds and peak memory. Writes ``OUT/architectures.md`` and
 ``OUT/architectures.json`` and prints the table, then the counts of architectures with a validated
-SavedModel and with a validated TFLite file per precision.
+SavedModel and with a validated TFLite file per precision. With ``--only``, the architectures not
+rerun keep their rows from the previous sweep in OUT (at the same precisions).
 
 Usage: python bench/architectures.py [--only bert,vit] [--out DIR] [--precisions fp32,fp16,dynamic_int8]
        [--timeout SECONDS]
@@ -297,6 +298,22 @@ def render(records: list[dict], precisions: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _merged(path: Path, records: list[dict], names: list[str], precisions: str) -> list[dict]:
+    """This run's records, with those of a previous sweep at the same precisions for the others.
+
+    So ``--only wav2vec2`` reruns one architecture and the table still covers the whole sweep.
+    """
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return records
+    if not isinstance(previous, dict) or previous.get("precisions") != precisions:
+        return records
+    by_name = {r["architecture"]: r for r in previous.get("records", [])}
+    by_name.update({r["architecture"]: r for r in records})
+    return [by_name[n] for n in names if n in by_name]
+
+
 def main() -> None:
     """Run the sweep and print and write its table."""
     import transformers
@@ -315,10 +332,14 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(load_line(), f"transformers {transformers.__version__}", flush=True)
+    t0 = time.perf_counter()
     records = sweep(chosen, out, args.precisions, args.timeout)
+    print(f"swept {len(records)} architectures in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    records = _merged(out / "architectures.json", records, names, args.precisions)
     table = render(records, args.precisions.split(","))
     (out / "architectures.md").write_text(table)
-    (out / "architectures.json").write_text(json.dumps(records, indent=2) + "\n")
+    document = {"precisions": args.precisions, "transformers": transformers.__version__, "records": records}
+    (out / "architectures.json").write_text(json.dumps(document, indent=2) + "\n")
     print(table)
     print(f"table: {out / 'architectures.md'}, {out / 'architectures.json'}")
 

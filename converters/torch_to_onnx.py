@@ -20,7 +20,7 @@ from onnxpipe.models.checkpoint import Checkpoint, load_checkpoint, load_model
 from onnxpipe.models.errors import ExportError, UnknownNameError, UsageError
 from onnxpipe.models.execution import RuntimeOpener
 from onnxpipe.models.fs import atomic_path
-from onnxpipe.models.spec import ModelSpec
+from onnxpipe.models.spec import ModelSpec, random_values
 
 __all__ = ["EXPORTERS", "ExportOptions", "export_onnx", "probe_inputs"]
 
@@ -53,8 +53,7 @@ class ExportOptions:
 def probe_inputs(spec: ModelSpec, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded random inputs over the spec's value range, with every dynamic axis set to ``batch``."""
     rng = np.random.default_rng(seed)
-    lo, hi = spec.value_range
-    return {t.name: rng.uniform(lo, hi, size=t.concrete_shape(batch)).astype(t.dtype) for t in spec.inputs}
+    return {t.name: random_values(t, t.concrete_shape(batch), spec.value_range, rng) for t in spec.inputs}
 
 
 def _torch_outputs(model: Any, spec: ModelSpec, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 from onnxpipe.models.errors import CheckpointError, UsageError
 from onnxpipe.models.fs import atomic_path
 from onnxpipe.models.registry import get_architecture
-from onnxpipe.models.spec import ModelSpec, TensorSpec
+from onnxpipe.models.spec import ModelSpec, TensorSpec, random_values
 from onnxpipe.models.user import (
     USER_MODEL,
     UserModel,
@@ -156,10 +156,7 @@ def _probe(inputs: Sequence[TensorSpec], value_range: tuple[float, float], batch
     import torch
 
     rng = np.random.default_rng(0)
-    lo, hi = value_range
-    return [
-        torch.from_numpy(rng.uniform(lo, hi, size=t.concrete_shape(batch)).astype(t.dtype)) for t in inputs
-    ]
+    return [torch.from_numpy(random_values(t, t.concrete_shape(batch), value_range, rng)) for t in inputs]
 
 
 def import_checkpoint(weights: Path, user: UserModel, dest: Path, trust_pickle: bool = False) -> Path:

@@ -8,7 +8,9 @@ The model is loaded with ``from_pretrained(..., local_files_only=True)`` from th
 (``auto_map``) is refused, as is an architecture this transformers does not have.
 
 Its inputs come from the model's ``main_input_name``, named as transformers names them:
-``input_ids`` (int64, ``[batch, --seq-len]``, token ids over the vocabulary), ``pixel_values``
+``input_ids`` (int64, ``[batch, --seq-len]``, token ids over the vocabulary; with
+``--attention-mask`` also ``attention_mask``, int64, validated on right-padding masks: 1s then 0s,
+at least one 1), ``pixel_values``
 (float32, ``[batch, channels, --image-size, --image-size]``, the config's image size by default),
 ``input_values`` (raw audio, ``[batch, --seq-len]`` samples) or ``input_features`` (Whisper's log-mel
 frames, ``[batch, mel bins, 2 * max source positions]``). The output is one field of the model's
@@ -22,6 +24,7 @@ and the stored weights, offline.
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,7 @@ def _transformers():
         import transformers
     except ImportError as e:  # pragma: no cover - pinned in the main environment
         raise UsageError("Hugging Face folders need transformers: run `make setup`") from e
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars: onnxpipe says what it does
     return transformers
 
 
@@ -92,11 +96,12 @@ class HuggingFaceModel(torch.nn.Module):
 
 @dataclass(frozen=True)
 class HfOptions:
-    """``--seq-len``, ``--image-size``, ``--output``: how a Hugging Face model is fed and read."""
+    """``--seq-len``, ``--image-size``, ``--output``, ``--attention-mask``: how a model is fed and read."""
 
     seq_len: int | None = None
     image_size: int | None = None
     output: str | None = None
+    attention_mask: bool = False
 
     def __post_init__(self) -> None:
         for flag, value in (("--seq-len", self.seq_len), ("--image-size", self.image_size)):
@@ -105,23 +110,30 @@ class HfOptions:
 
 
 def _inputs(model, config: dict, options: HfOptions, folder: Path):
-    """(names, shapes with batch 1, dtypes, value range) for the model's main input."""
+    """(names, shapes with batch 1, dtypes, value range, kinds) for the model's inputs."""
     name = getattr(model, "main_input_name", "input_ids")
+    takes_mask = "attention_mask" in inspect.signature(model.forward).parameters
+    if options.attention_mask and (name != "input_ids" or not takes_mask):
+        raise UsageError(f"--attention-mask: {type(model).__name__} takes no attention_mask beside {name}")
     if name == "input_ids":
         vocab = config.get("vocab_size")
         if not vocab:
             raise InputFileError(folder, "a text model whose config.json has no vocab_size")
-        return [name], [(1, options.seq_len or 16)], ["int64"], (0.0, float(vocab))
+        length = options.seq_len or 16
+        if options.attention_mask:  # 1s then 0s per row, beside ids over the vocabulary
+            kinds = [None, "attention_mask"]
+            return [name, "attention_mask"], [(1, length)] * 2, ["int64"] * 2, (0.0, float(vocab)), kinds
+        return [name], [(1, length)], ["int64"], (0.0, float(vocab)), []
     if name == "pixel_values":
         size = options.image_size or config.get("image_size") or 224
         size = size[0] if isinstance(size, (list, tuple)) else size
         channels = config.get("num_channels", 3)
-        return [name], [(1, channels, int(size), int(size))], ["float32"], (-1.0, 1.0)
+        return [name], [(1, channels, int(size), int(size))], ["float32"], (-1.0, 1.0), []
     if name == "input_values":
-        return [name], [(1, options.seq_len or 16000)], ["float32"], (-1.0, 1.0)
+        return [name], [(1, options.seq_len or 16000)], ["float32"], (-1.0, 1.0), []
     if name == "input_features":
         frames = 2 * config.get("max_source_positions", 1500)
-        return [name], [(1, config.get("num_mel_bins", 80), frames)], ["float32"], (-1.0, 1.0)
+        return [name], [(1, config.get("num_mel_bins", 80), frames)], ["float32"], (-1.0, 1.0), []
     raise InputFileError(folder, f"onnxpipe does not know how to feed {name!r} (the model's main input)")
 
 
@@ -158,9 +170,9 @@ def hf_user_model(folder: Path, options: HfOptions | None = None):
         )
     model = model.eval()
     config = model.config.to_dict()  # complete: every default written out
-    names, shapes, dtypes, value_range = _inputs(model, config, options, folder)
+    names, shapes, dtypes, value_range, kinds = _inputs(model, config, options, folder)
     assert len(names) <= 3, names  # HuggingFaceModel.forward takes up to three
-    probe = [torch.zeros(s, dtype=getattr(torch, d)) for s, d in zip(shapes, dtypes, strict=True)]
+    probe = [torch.ones(s, dtype=getattr(torch, d)) for s, d in zip(shapes, dtypes, strict=True)]
     with torch.no_grad():
         out = model(**dict(zip(names, probe, strict=True)), return_dict=True)
     fields = [k for k, v in out.items() if isinstance(v, torch.Tensor)]
@@ -175,6 +187,7 @@ def hf_user_model(folder: Path, options: HfOptions | None = None):
         tuple(names),
         value_range,
         output_names=(output,),
+        input_kinds=tuple(kinds),
     )
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     return user, state

@@ -9,7 +9,18 @@ from typing import Any
 
 from onnxpipe.models.errors import UnknownNameError
 
-__all__ = ["PRECISIONS", "ModelSpec", "TensorSpec", "Tolerance", "default_tolerances"]
+__all__ = [
+    "KINDS",
+    "PRECISIONS",
+    "ModelSpec",
+    "TensorSpec",
+    "Tolerance",
+    "default_tolerances",
+    "random_values",
+]
+
+#: What an input can be besides plain data over the model's value range (``TensorSpec.kind``).
+KINDS = ("attention_mask",)
 
 #: Precisions an artifact can have, from exact to most aggressive.
 PRECISIONS = ("fp32", "fp16", "dynamic_int8", "int16x8", "int8")
@@ -25,12 +36,19 @@ class TensorSpec:
         dtype: NumPy dtype name.
         layout: Axis letters in the reference (PyTorch) layout, e.g. ``"NCHW"``; ``None`` when
             the axes have no spatial meaning.
+        kind: ``None`` for data over the model's value range; ``"attention_mask"`` for 1s then 0s
+            per row (at least one 1: a row that attends to nothing has no defined output).
     """
 
     name: str
     shape: tuple[int | str, ...]
     dtype: str = "float32"
     layout: str | None = None
+    kind: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is not None and self.kind not in KINDS:
+            raise UnknownNameError("input kind", self.kind, KINDS)
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
@@ -56,13 +74,28 @@ class TensorSpec:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
+        """JSON-ready form (``kind`` only when set)."""
+        d = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
+        return d | ({"kind": self.kind} if self.kind else {})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
         """Inverse of :meth:`to_dict`."""
-        return cls(d["name"], tuple(d["shape"]), d.get("dtype", "float32"), d.get("layout"))
+        return cls(d["name"], tuple(d["shape"]), d.get("dtype", "float32"), d.get("layout"), d.get("kind"))
+
+
+def random_values(tensor: TensorSpec, shape: tuple[int, ...], value_range: tuple[float, float], rng) -> Any:
+    """Seeded random values for ``tensor`` at ``shape``.
+
+    Uniform over ``value_range`` (the model's); for an attention mask, each row 1s then 0s, with a
+    random number (at least one) of 1s.
+    """
+    import numpy as np
+
+    if tensor.kind == "attention_mask":
+        lengths = rng.integers(1, shape[-1] + 1, size=shape[:-1])
+        return (np.arange(shape[-1]) < lengths[..., None]).astype(tensor.dtype)
+    return rng.uniform(*value_range, size=shape).astype(tensor.dtype)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ class UserModel:
         value_range: Range of input values for probes and random validation inputs (token ids:
             ``0,VOCAB``); required for integer inputs.
         output_names: One name per output (default ``output``, or ``output_0``, ``output_1``...).
+        input_kinds: Per input, what it is besides data (``"attention_mask"``) or ``None`` (empty:
+            all data).
     """
 
     class_ref: str
@@ -66,6 +68,7 @@ class UserModel:
     input_names: tuple[str, ...] = ()
     value_range: tuple[float, float] | None = None
     output_names: tuple[str, ...] = ()
+    input_kinds: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.input_shapes:
@@ -90,15 +93,24 @@ class UserModel:
             raise UsageError("integer inputs need --value-range LO,HI (token ids: 0,VOCAB_SIZE)")
         if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
             raise UsageError(f"--value-range: LO must be below HI, got {list(self.value_range)}")
+        if self.input_kinds and len(self.input_kinds) != n:
+            raise UsageError(f"input kinds: give one per input ({n}), got {len(self.input_kinds)}")
 
     def inputs(self) -> tuple[TensorSpec, ...]:
         """The input tensors, batch axis dynamic."""
         n = len(self.input_shapes)
         names = self.input_names or (("input",) if n == 1 else tuple(f"input_{i}" for i in range(n)))
         dtypes = self.input_dtypes * n if len(self.input_dtypes) == 1 else self.input_dtypes
+        kinds = self.input_kinds or (None,) * n
         return tuple(
-            TensorSpec(name, ("batch", *shape[1:]), np.dtype(dtype).name, "NCHW" if len(shape) == 4 else None)
-            for name, shape, dtype in zip(names, self.input_shapes, dtypes, strict=True)
+            TensorSpec(
+                name,
+                ("batch", *shape[1:]),
+                np.dtype(dtype).name,
+                "NCHW" if len(shape) == 4 else None,
+                kind,
+            )
+            for name, shape, dtype, kind in zip(names, self.input_shapes, dtypes, kinds, strict=True)
         )
 
 

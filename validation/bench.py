@@ -21,6 +21,7 @@ import numpy as np
 from onnxpipe.models.artifact import Artifact
 from onnxpipe.models.errors import UnknownNameError, UsageError
 from onnxpipe.models.fs import size_of
+from onnxpipe.models.spec import random_values
 from onnxpipe.validation.metrics import fmt as _fmt
 from onnxpipe.validation.parity import DEVICES, runtime_rows
 from onnxpipe.validation.runtimes import RUNTIMES
@@ -68,8 +69,8 @@ def _samples(spec: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
 
         return model_arrays(spec, "validation")
     rng = np.random.default_rng(0)
-    lo, hi = spec.value_range
-    return rng.uniform(lo, hi, size=spec.inputs[0].concrete_shape(n)).astype(spec.inputs[0].dtype), None
+    first = spec.inputs[0]
+    return random_values(first, first.concrete_shape(n), spec.value_range, rng), None
 
 
 def _time(rt: Any, feeds: dict[str, np.ndarray], options: BenchOptions) -> tuple[list[float], list[float]]:

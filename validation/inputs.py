@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from onnxpipe.models.errors import UsageError
-from onnxpipe.models.spec import ModelSpec
+from onnxpipe.models.spec import ModelSpec, random_values
 
 __all__ = ["InputConfig", "ValidationInputs", "build_inputs"]
 
@@ -68,8 +68,17 @@ class ValidationInputs:
 
 
 def _edge_cases(
-    shape: tuple[int, ...], lo: float, hi: float, dtype: str, rng: np.random.Generator
+    shape: tuple[int, ...],
+    lo: float,
+    hi: float,
+    dtype: str,
+    rng: np.random.Generator,
+    kind: str | None = None,
 ) -> np.ndarray:
+    if kind == "attention_mask":  # every token, the first alone, half, all but the last, one to three
+        n = shape[-1]
+        lengths = [n, 1, max(1, n // 2), max(1, n - 1), min(n, 2), min(n, 3)]
+        return np.stack([np.broadcast_to(np.arange(n) < k, shape) for k in lengths]).astype(dtype)
     if np.dtype(dtype).kind in "iu":  # integer ranges are half-open: [lo, hi)
         hi = np.ceil(hi) - 1
     checker = (np.indices(shape).sum(axis=0) % 2).astype(bool)
@@ -104,12 +113,12 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
     if config.random:
         for t in spec.inputs:
             shape = (config.random, *t.concrete_shape(1)[1:])  # rows on the first axis, even at a fixed batch
-            parts[t.name].append(rng.uniform(lo, hi, size=shape).astype(t.dtype))
+            parts[t.name].append(random_values(t, shape, (lo, hi), rng))
         groups["random"] = (n, n + config.random)
         n += config.random
     if config.edge:
         for t in spec.inputs:
-            parts[t.name].append(_edge_cases(t.concrete_shape(1)[1:], lo, hi, t.dtype, rng))
+            parts[t.name].append(_edge_cases(t.concrete_shape(1)[1:], lo, hi, t.dtype, rng, t.kind))
         groups["edge"] = (n, n + 6)
         n += 6
     if not n:

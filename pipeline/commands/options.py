@@ -6,7 +6,14 @@ import click
 
 from onnxpipe.models.errors import UnknownNameError
 
-__all__ = ["RegistryChoice", "csv_choice", "import_user_model", "is_hf_source", "user_model_options"]
+__all__ = [
+    "RegistryChoice",
+    "csv_choice",
+    "hf_model_options",
+    "import_user_model",
+    "is_hf_source",
+    "user_model_options",
+]
 
 
 class RegistryChoice(click.Choice):
@@ -51,7 +58,12 @@ _FLAGS = {
     "value_range": "--value-range",
     "trust_pickle": "--trust-pickle",
 }
-_HF_FLAGS = {"seq_len": "--seq-len", "image_size": "--image-size", "hf_output": "--output"}
+_HF_FLAGS = {
+    "seq_len": "--seq-len",
+    "image_size": "--image-size",
+    "hf_output": "--output",
+    "attention_mask": "--attention-mask",
+}
 
 
 def is_hf_source(source) -> bool:
@@ -71,7 +83,7 @@ def _import_hf(source, out, hf: dict) -> object:
     from onnxpipe.models.hf import HfOptions, hf_user_model
     from onnxpipe.pipeline.rundir import RunDir
 
-    options = HfOptions(hf["seq_len"], hf["image_size"], hf["hf_output"])
+    options = HfOptions(hf["seq_len"], hf["image_size"], hf["hf_output"], bool(hf["attention_mask"]))
     run = RunDir(out).prepare()
     t0 = time.perf_counter()
     user, state = hf_user_model(Path(source), options)
@@ -79,7 +91,10 @@ def _import_hf(source, out, hf: dict) -> object:
     files = sorted(
         p for p in Path(source).iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin")
     )
-    recorded = {"hf_folder": str(Path(source).resolve()), **{k: v for k, v in hf.items() if v is not None}}
+    recorded = {
+        "hf_folder": str(Path(source).resolve()),
+        **{k: v for k, v in hf.items() if v is not None and v is not False},
+    }
     run.record_stage(
         "import", inputs=files, outputs=[path], options=recorded, seconds=time.perf_counter() - t0
     )
@@ -118,6 +133,16 @@ def user_model_options(command):
         click.option(
             "--trust-pickle", is_flag=True, help="Accept a whole pickled module (unpickling runs its code)."
         ),
+    ]
+    command = hf_model_options(command)  # listed after these in --help
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def hf_model_options(command):
+    """The options that say how a Hugging Face folder is fed and read (convert, export, validate, run)."""
+    options = [
         click.option(
             "--seq-len",
             type=int,
@@ -132,6 +157,11 @@ def user_model_options(command):
             "hf_output",
             default=None,
             help="Hugging Face folder: the output field to convert [the first: logits, last_hidden_state...].",
+        ),
+        click.option(
+            "--attention-mask",
+            is_flag=True,
+            help="Hugging Face text model: also take attention_mask (0/1 per token) as an input.",
         ),
     ]
     for option in reversed(options):
@@ -162,7 +192,7 @@ def import_user_model(source, out, options: dict) -> object:
                 f"{', '.join(stray)}: not with a Hugging Face folder (its config.json says it)"
             )
         return None if out is None else _import_hf(source, out, hf)
-    hf_given = [_HF_FLAGS[k] for k, v in hf.items() if v is not None]
+    hf_given = [_HF_FLAGS[k] for k, v in hf.items() if v is not None and v is not False]
     if hf_given:
         raise click.UsageError(f"{', '.join(hf_given)}: only with a Hugging Face folder as SOURCE")
     if class_ref is None:

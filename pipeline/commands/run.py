@@ -11,13 +11,23 @@ import click
 
 from onnxpipe.converters.route import DEFAULT_BACKEND, ROUTES
 from onnxpipe.models.registry import ZOO
-from onnxpipe.pipeline.commands.options import RegistryChoice
+from onnxpipe.pipeline.commands.options import (
+    RegistryChoice,
+    hf_model_options,
+    import_user_model,
+    is_hf_source,
+)
 from onnxpipe.pipeline.errors import EXIT_PARITY_FAILED
 from onnxpipe.validation.parity import FAIL_ON
 
 
 @click.command("run")
-@click.option("--model", default="cnn", show_default=True, help=f"Zoo model: {', '.join(ZOO)}.")
+@click.option(
+    "--model",
+    default="cnn",
+    show_default=True,
+    help=f"Zoo model ({', '.join(ZOO)}), or a Hugging Face save_pretrained folder (imported, not trained).",
+)
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="Run directory [default: runs/<model>]."
 )
@@ -40,6 +50,7 @@ from onnxpipe.validation.parity import FAIL_ON
     help="auto: the routes in order until every artifact passed validation; or one route (`onnxpipe routes`).",
 )
 @click.option("--force", is_flag=True, help="Rerun every stage, even those that are up to date.")
+@hf_model_options
 def command(
     model: str,
     out: Path | None,
@@ -50,12 +61,19 @@ def command(
     fail_on: str | None,
     backend: str,
     force: bool,
+    **hf: object,
 ) -> None:
     """Train MODEL, export it to ONNX, convert it to SavedModel and TFLite, validate every artifact.
 
     Writes the resolved configuration to OUT/config.json. Exit code 1 when parity fails.
 
-    Example: onnxpipe run --model cnn --out runs/cnn
+    Examples:
+      onnxpipe run --model cnn --out runs/cnn
+
+      onnxpipe run --model path/to/bert_dir --seq-len 32
+
+    A Hugging Face folder as --model is imported (offline, as `onnxpipe convert FOLDER` does) in
+    place of training; OUT defaults to runs/FOLDER_NAME.
     """
     from onnxpipe.converters.onnx_to_saved_model import PRECISIONS
     from onnxpipe.models.fs import write_json
@@ -67,19 +85,32 @@ def command(
     from onnxpipe.pipeline.rundir import RunDir
     from onnxpipe.pipeline.stages import run_dir_artifacts
 
-    cfg = load_config(config_path).override("train", model=model, epochs=epochs, seed=seed)
+    folder = is_hf_source(model)
+    if folder:
+        stray = [flag for flag, v in (("--epochs", epochs), ("--seed", seed)) if v is not None]
+        if stray:
+            raise click.UsageError(f"{', '.join(stray)}: a Hugging Face folder is imported, not trained")
+        cfg = load_config(config_path)
+    else:
+        import_user_model(None, None, {"model_class": None, **hf})  # refuses the folder-only options
+        cfg = load_config(config_path).override("train", model=model, epochs=epochs, seed=seed)
     cfg = cfg.override("validate", fail_on=fail_on)
     if precision is not None:
         cfg = cfg.override("convert", precisions=csv_choice(precision, tuple(PRECISIONS), "precision"))
-    cfg.train.resolved()  # a bad name or value fails before the run directory is created
-    out = out or Path("runs") / model
+    if not folder:
+        cfg.train.resolved()  # a bad name or value fails before the run directory is created
+    out = out or Path("runs") / (Path(model).resolve().name if folder else model)
     run = RunDir(out)
     timings = {}
     with run.lock():
         write_json(run.path / "config.json", json.loads(json.dumps(cfg.to_dict())))
         t0 = time.perf_counter()
-        run_training(model, out, cfg.train, force)
-        timings["train"] = time.perf_counter() - t0
+        if folder:
+            import_user_model(model, out, {"model_class": None, **hf})
+            timings["import"] = time.perf_counter() - t0
+        else:
+            run_training(model, out, cfg.train, force)
+            timings["train"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         run_conversion(
             run.checkpoint, out, ("saved_model", "tflite"), cfg.convert.precisions, cfg.export, force, backend

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from onnxpipe.pipeline.commands.options import import_user_model, user_model_options
+from onnxpipe.pipeline.commands.options import import_user_model, is_hf_source, user_model_options
 from onnxpipe.pipeline.errors import EXIT_PARITY_FAILED
 from onnxpipe.validation.parity import DEVICES, FAIL_ON
 from onnxpipe.validation.runtimes import RUNTIMES
@@ -63,7 +63,7 @@ def _trust_run_class(run, class_ref: str, user: dict) -> None:
 @click.option(
     "--reference",
     type=click.Path(path_type=Path),
-    help="Reference: a checkpoint (PyTorch) or an ONNX file (ONNX Runtime).",
+    help="Reference: a checkpoint (PyTorch), a Hugging Face folder (PyTorch) or an ONNX file (ONNX Runtime).",
 )
 @click.option(
     "--candidate",
@@ -161,9 +161,12 @@ def command(
 
       onnxpipe validate --reference weights.pt --model-class net.py:Net --input-shape 1,3,32,32 --candidate m.tflite
 
+      onnxpipe validate --reference path/to/bert_dir --seq-len 32 --candidate runs/bert/model_fp32.tflite
+
     A run directory made from your model class (convert/export --model-class) needs --model-class
     again: onnxpipe imports code only when told to. With --reference, --model-class imports your
-    weights as OUT/checkpoint.pt first.
+    weights as OUT/checkpoint.pt first; so is a Hugging Face save_pretrained folder given as
+    --reference (OUT defaults to runs/FOLDER_NAME).
     """
     import dataclasses
 
@@ -192,20 +195,21 @@ def command(
         fail_on=fail_on,
     )
     class_ref = user["model_class"]
+    hf = not run_dir and is_hf_source(reference)
     if class_ref is None:
-        import_user_model(None, None, dict(user))  # refuses stray user-model options
+        import_user_model(reference if hf else None, None, dict(user))  # refuses stray options
     if run_dir:
         if class_ref is not None:
             _trust_run_class(RunDir(run_dir), str(class_ref), user)
         ref, cands = run_dir_artifacts(RunDir(run_dir))
         out = out or run_dir
     elif reference and candidates:
-        out = out or reference.parent
+        out = out or (Path("runs") / reference.resolve().name if hf else reference.parent)
     else:
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
     with RunDir(out).lock():
         if not run_dir:
-            if class_ref is not None:
+            if class_ref is not None or hf:
                 reference = import_user_model(reference, out, dict(user))
             ref = resolve_artifact(reference)
             cands = [resolve_artifact(c, ref.spec) for c in candidates]

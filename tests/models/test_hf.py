@@ -12,11 +12,22 @@ from tests.conftest import onnxpipe
 transformers = pytest.importorskip("transformers")
 
 
-def _tiny_bert(folder):
+def _moved(model, folder):
+    """Save ``model`` with its weights moved far from their near-zero defaults."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    model.save_pretrained(folder)
+    return folder
+
+
+def _tiny_bert(folder, seed: int = 0):
     """A BERT classifier from a tiny config, its weights moved far from their near-zero defaults."""
     import torch
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = transformers.BertConfig(
         vocab_size=64,
         hidden_size=16,
@@ -25,12 +36,7 @@ def _tiny_bert(folder):
         intermediate_size=32,
         num_labels=3,
     )
-    model = transformers.BertForSequenceClassification(config)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    model.save_pretrained(folder)
-    return folder
+    return _moved(transformers.BertForSequenceClassification(config), folder)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +70,98 @@ def test_a_hugging_face_folder_converts_offline_with_its_own_names(bert_folder, 
     kept = [r for r in rows if r["kept"]]
     assert {r["artifact"] for r in kept} == {"saved_model", "model_fp32.tflite"}
     assert all(r["status"] == "pass" and r["max_abs"] < 1e-4 for r in kept), kept
+
+    # `onnxpipe validate` agrees: the run's own reference, then the folder itself as the reference.
+    proc = onnxpipe("validate", str(run), "--force", "--devices", "cpu")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((run / "parity.json").read_text())
+    ran = {r["artifact"] for r in report["results"] if r["status"] == "pass"}
+    assert {"model.onnx", "saved_model", "model_fp32.tflite"} <= ran
+    assert not [r for r in report["results"] if r["status"] not in ("pass", "unavailable")]
+    tflite = str(run / "model_fp32.tflite")
+    proc = onnxpipe(
+        "validate", "--reference", str(bert_folder), "--seq-len", "8", "--candidate", tflite,
+        "--devices", "cpu", "--out", str(tmp_path / "by-folder"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _hashes(bert_folder) == before
+    # ...and a folder holding other weights (the same architecture, another seed) is told apart.
+    other = _tiny_bert(tmp_path / "other-bert", seed=1)
+    proc = onnxpipe(
+        "validate", "--reference", str(other), "--seq-len", "8", "--candidate", tflite,
+        "--devices", "cpu", "--out", str(tmp_path / "other"),
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failed = json.loads((tmp_path / "other" / "parity.json").read_text())["results"]
+    assert {r["status"] for r in failed if r["artifact"] == "model_fp32.tflite"} == {"fail"}
+
+
+def test_a_vision_folder_runs_end_to_end_and_validates(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, num_labels=5,
+    )  # fmt: skip
+    folder = _moved(transformers.ViTForImageClassification(config), tmp_path / "vit")
+    run = tmp_path / "run"
+    proc = onnxpipe("run", "--model", str(folder), "--precision", "fp32", "--out", str(run))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "stage times: import" in proc.stdout
+    report = json.loads((run / "parity.json").read_text())
+    ran = [r for r in report["results"] if r["status"] != "unavailable"]
+    assert {r["artifact"] for r in ran} == {"model.onnx", "saved_model", "model_fp32.tflite"}
+    assert all(r["status"] == "pass" for r in ran), [(r["artifact"], r["runtime"], r["message"]) for r in ran]
+    manifest = json.loads((run / "manifest.json").read_text())
+    (pixels,) = manifest["artifacts"]["model.onnx"]["spec"]["inputs"]
+    assert pixels["name"] == "pixel_values" and pixels["shape"] == ["batch", 3, 32, 32]
+    assert [b["name"] for b in manifest["artifacts"]["model_fp32.tflite"]["outputs"]] == ["logits"]
+    proc = onnxpipe("validate", str(run), "--force", "--devices", "cpu")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = onnxpipe("run", "--model", str(folder), "--epochs", "3", "--out", str(run))
+    assert proc.returncode == 2 and "imported, not trained" in proc.stderr
+    proc = onnxpipe("export", str(folder), "--attention-mask", "--out", str(tmp_path / "m" / "model.onnx"))
+    assert proc.returncode == 2 and "takes no attention_mask beside pixel_values" in proc.stderr
+
+
+def test_an_attention_mask_is_an_input_of_its_own_range(bert_folder, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    run = tmp_path / "run"
+    proc = onnxpipe(
+        "convert",
+        str(bert_folder),
+        "--seq-len",
+        "8",
+        "--attention-mask",
+        "--precision",
+        "fp32",
+        "--out",
+        str(run),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Loading weights" not in proc.stderr  # transformers' progress bars are not ours to show
+    # Validated on right-padding masks (a row that attends to nothing has no defined output)
+    rows = json.loads((run / "backends.json").read_text())["rows"]
+    kept = [r for r in rows if r["kept"]]
+    assert {r["artifact"] for r in kept} == {"saved_model", "model_fp32.tflite"}
+    assert all(r["status"] == "pass" for r in kept), kept
+    out = run / "model.onnx"
+    spec = json.loads((run / "manifest.json").read_text())["artifacts"]["model.onnx"]["spec"]
+    ids, mask = spec["inputs"]
+    assert (ids["name"], mask["name"]) == ("input_ids", "attention_mask")
+    assert mask["dtype"] == "int64" and mask["kind"] == "attention_mask" and "kind" not in ids
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    tokens = np.arange(16, dtype=np.int64).reshape(2, 8) % 64
+    full = session.run(None, {"input_ids": tokens, "attention_mask": np.ones_like(tokens)})[0]
+    half = session.run(
+        None, {"input_ids": tokens, "attention_mask": (np.arange(8) < 4)[None].repeat(2, 0).astype(np.int64)}
+    )[0]
+    assert np.abs(full - half).max() > 1e-3  # the mask is used, not constant-folded away
+    proc = onnxpipe("run", "--model", "cnn", "--attention-mask", "--out", str(tmp_path / "cnn"))
+    assert proc.returncode == 2 and "--attention-mask: only with a Hugging Face folder" in proc.stderr
 
 
 def test_a_chosen_output_field_is_converted_and_an_unknown_one_refused(bert_folder, tmp_path):

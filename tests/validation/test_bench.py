@@ -80,19 +80,27 @@ def test_the_architecture_sweep_converts_a_folder_and_counts_what_was_validated(
     from tests.conftest import ROOT
 
     script = ROOT / "bench" / "architectures.py"
+    # A previous sweep's row for another architecture is kept beside the one rerun.
+    earlier = {"architecture": "bert", "kept": {}, "attempts": [], "error": "build failed: planted"}
+    (tmp_path / "architectures.json").write_text(json.dumps({"precisions": "fp32", "records": [earlier]}))
     proc = subprocess.run(
         [sys.executable, str(script), "--only", "resnet", "--precisions", "fp32", "--out", str(tmp_path)],
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (record,) = json.loads((tmp_path / "architectures.json").read_text())
+    document = json.loads((tmp_path / "architectures.json").read_text())
+    assert document["precisions"] == "fp32" and [r["architecture"] for r in document["records"]] == [
+        "bert",
+        "resnet",
+    ]  # the sweep's order
+    record = document["records"][1]
     assert record["architecture"] == "resnet" and record["error"] is None
     assert set(record["kept"]) == {"saved_model", "model_fp32.tflite"}
     first = record["attempts"][0]
     assert first["route"] == "onnx2tf" and first["seconds"] > 0 and first["peak_mb"] > 0
     table = (tmp_path / "architectures.md").read_text()
     assert "| resnet | onnx2tf | kept pass | kept pass |" in table
-    assert "- validated model_fp32.tflite: 1 of 1 architectures" in table
+    assert "- validated model_fp32.tflite: 1 of 2 architectures" in table and "build failed: planted" in table
     assert (tmp_path / "models" / "resnet" / "config.json").is_file()  # the folder it converted
     bad = subprocess.run([sys.executable, str(script), "--only", "nosuchnet"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown architecture(s) nosuchnet" in bad.stderr

@@ -62,6 +62,26 @@ def test_inputs_are_samples_random_and_edge_cases():
     assert edge[0].max() == 0 and edge[2].min() == 1 and set(np.unique(edge[4])) == {0.0, 1.0}
 
 
+def test_an_attention_mask_input_is_fed_padding_masks_that_attend_to_something():
+    from onnxpipe.models.spec import ModelSpec, TensorSpec
+
+    ids = TensorSpec("input_ids", ("batch", 8), "int64")
+    mask = TensorSpec("attention_mask", ("batch", 8), "int64", kind="attention_mask")
+    spec = ModelSpec("m", (ids, mask), (TensorSpec("logits", ("batch", 3)),), None, (0.0, 50.0))
+    inputs = build_inputs(spec, InputConfig(random=40))
+    rows = inputs.arrays["attention_mask"]
+    assert rows.shape == (46, 8) and rows.dtype == np.int64
+    lengths = rows.sum(axis=1)
+    assert lengths.min() >= 1 and len(set(lengths[:40])) > 3  # never empty; lengths vary
+    np.testing.assert_array_equal(rows, np.arange(8) < lengths[:, None])  # 1s, then 0s
+    assert inputs.arrays["input_ids"].max() > 1  # the ids keep the model's range
+    assert (
+        spec.to_dict()["inputs"][1]["kind"] == "attention_mask" and "kind" not in spec.to_dict()["inputs"][0]
+    )
+    with pytest.raises(UnknownNameError):
+        TensorSpec("x", (1,), kind="padding")
+
+
 def _perturb_first_weight(path, delta):
     model = onnx.load(str(path))
     init = model.graph.initializer[0]
