@@ -12,7 +12,8 @@ Its inputs come from the model's ``main_input_name``, named as transformers name
 ``--attention-mask`` also ``attention_mask``, int64, validated on right-padding masks: 1s then 0s,
 at least one 1), ``pixel_values``
 (float32, ``[batch, channels, --image-size, --image-size]``, the config's image size by default),
-``input_values`` (raw audio, ``[batch, --seq-len]`` samples) or ``input_features`` (Whisper's log-mel
+``input_values`` (raw audio, ``[batch, --seq-len]`` samples; its edge cases are signals, not
+constant offsets) or ``input_features`` (Whisper's log-mel
 frames, ``[batch, mel bins, 2 * max source positions]``). The output is one field of the model's
 ``ModelOutput``: the first one it returns (``logits`` for a task head, ``last_hidden_state`` for a
 bare model) or ``--output NAME``.
@@ -130,7 +131,7 @@ def _inputs(model, config: dict, options: HfOptions, folder: Path):
         channels = config.get("num_channels", 3)
         return [name], [(1, channels, int(size), int(size))], ["float32"], (-1.0, 1.0), []
     if name == "input_values":
-        return [name], [(1, options.seq_len or 16000)], ["float32"], (-1.0, 1.0), []
+        return [name], [(1, options.seq_len or 16000)], ["float32"], (-1.0, 1.0), ["waveform"]
     if name == "input_features":
         frames = 2 * config.get("max_source_positions", 1500)
         return [name], [(1, config.get("num_mel_bins", 80), frames)], ["float32"], (-1.0, 1.0), []

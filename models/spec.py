@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 #: What an input can be besides plain data over the model's value range (``TensorSpec.kind``).
-KINDS = ("attention_mask",)
+KINDS = ("attention_mask", "waveform")
 
 #: Precisions an artifact can have, from exact to most aggressive.
 PRECISIONS = ("fp32", "fp16", "dynamic_int8", "int16x8", "int8")
@@ -37,7 +37,8 @@ class TensorSpec:
         layout: Axis letters in the reference (PyTorch) layout, e.g. ``"NCHW"``; ``None`` when
             the axes have no spatial meaning.
         kind: ``None`` for data over the model's value range; ``"attention_mask"`` for 1s then 0s
-            per row (at least one 1: a row that attends to nothing has no defined output).
+            per row (at least one 1: a row that attends to nothing has no defined output);
+            ``"waveform"`` for raw audio (its edge cases are signals, not constant offsets).
     """
 
     name: str

@@ -67,6 +67,30 @@ class ValidationInputs:
         return {k: v[start:stop] for k, v in self.arrays.items()}
 
 
+def _waveform_edges(shape: tuple[int, ...], lo: float, hi: float, rng: np.random.Generator) -> np.ndarray:
+    """Edge cases of raw audio: silence, a Nyquist square wave, random full-scale samples, two sines, a click.
+
+    Not constant non-zero signals: audio models normalise each channel over time (wav2vec2's
+    GroupNorm), so a DC offset is 0/0 there and its fp32 output is rounding noise (measured on a
+    tiny wav2vec2: PyTorch fp32 itself is 4e-4 from its fp64 result on a constant -1, 2e-6 on
+    silence or noise); their feature extractors normalise waveforms to zero mean anyway.
+    """
+    n = shape[-1]
+    t = np.arange(n) / n
+    amplitude = min(abs(lo), abs(hi))
+    click = np.zeros(n)
+    click[n // 2] = hi
+    cases = [
+        np.zeros(n),
+        np.where(np.arange(n) % 2, hi, lo),
+        rng.uniform(lo, hi, n),
+        amplitude * np.sin(2 * np.pi * 4 * t),
+        0.5 * amplitude * np.sin(2 * np.pi * (n // 8) * t),
+        click,
+    ]
+    return np.stack([np.broadcast_to(c, shape) for c in cases])
+
+
 def _edge_cases(
     shape: tuple[int, ...],
     lo: float,
@@ -79,6 +103,8 @@ def _edge_cases(
         n = shape[-1]
         lengths = [n, 1, max(1, n // 2), max(1, n - 1), min(n, 2), min(n, 3)]
         return np.stack([np.broadcast_to(np.arange(n) < k, shape) for k in lengths]).astype(dtype)
+    if kind == "waveform":  # silence and full-scale signals; no constant offset (see _waveform_edges)
+        return _waveform_edges(shape, lo, hi, rng).astype(dtype)
     if np.dtype(dtype).kind in "iu":  # integer ranges are half-open: [lo, hi)
         hi = np.ceil(hi) - 1
     checker = (np.indices(shape).sum(axis=0) % 2).astype(bool)

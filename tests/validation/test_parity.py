@@ -82,6 +82,22 @@ def test_an_attention_mask_input_is_fed_padding_masks_that_attend_to_something()
         TensorSpec("x", (1,), kind="padding")
 
 
+def test_a_waveform_input_gets_signals_as_edge_cases_not_constant_offsets():
+    from onnxpipe.models.spec import ModelSpec, TensorSpec
+
+    audio = TensorSpec("input_values", ("batch", 400), kind="waveform")
+    spec = ModelSpec("m", (audio,), (TensorSpec("h", ("batch", 3)),), None, (-1.0, 1.0))
+    edge = build_inputs(spec, InputConfig(random=4)).arrays["input_values"][4:]
+    assert edge.shape == (6, 400) and np.abs(edge).max() <= 1.0
+    assert not edge[0].any()  # silence
+    spread = edge.max(axis=1) - edge.min(axis=1)
+    assert (spread[1:] > 0.4).all()  # every other case varies over time: no DC offset alone
+    plain = build_inputs(
+        dataclasses.replace(spec, inputs=(TensorSpec("x", ("batch", 400)),)), InputConfig(random=4)
+    )
+    assert (np.ptp(plain.arrays["x"][4:], axis=1) == 0).sum() >= 3  # plain data keeps its constant cases
+
+
 def _perturb_first_weight(path, delta):
     model = onnx.load(str(path))
     init = model.graph.initializer[0]
