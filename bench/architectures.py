@@ -31,6 +31,17 @@ TEXT = ["--seq-len", "8"]
 IMAGE = ["--image-size", "32"]
 
 
+#: The sweep, in order (``_configs`` builds each; a test runs every one, ``slow``).
+ARCHITECTURES = (
+    *("bert", "distilbert", "roberta", "albert", "electra", "deberta-v2"),  # text encoders
+    *("gpt2", "llama", "qwen2", "t5-encoder"),  # decoder LMs, an encoder-decoder's encoder
+    *("vit", "deit", "dinov2"),  # ViT-style
+    *("resnet", "regnet", "convnext", "mobilenetv2", "efficientnet"),  # CNNs
+    *("swin", "mobilevit", "segformer"),  # hierarchical vision, segmentation
+    *("wav2vec2", "whisper-encoder"),  # audio
+)
+
+
 def _text(t, **extra):
     return dict(
         vocab_size=96,
@@ -319,6 +330,7 @@ def main() -> None:
     import transformers
 
     names = list(_configs(transformers))
+    assert tuple(names) == ARCHITECTURES, "ARCHITECTURES and _configs name the same architectures"
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=",".join(names), help="comma-separated architectures")
     parser.add_argument("--out", default=str(ROOT / "runs" / "architectures"))
