@@ -236,10 +236,23 @@ def _attempts(run: Path) -> list[dict]:
         seconds = r.get("seconds")
         row["seconds"] = round(seconds, 1) if seconds else None
         row["peak_mb"] = (r.get("peak_memory") or 0) // 2**20 or None
-        if r["status"] != "pass" and r.get("message") and not row["reason"]:
+        if r["status"] != "pass" and r.get("message") and (not row["reason"] or r["status"] == "fail"):
+            if row.get("failed"):
+                continue  # the first failing artifact's reason says more than "makes no SavedModel"
             message = re.sub(r"^\S+\.onnx: ", "", r["message"].splitlines()[0])  # the file is the run's own
-            row["reason"] = message[:160]
+            row["reason"], row["failed"] = message[:160], r["status"] == "fail"
+    for row in routes.values():
+        row.pop("failed", None)
     return list(routes.values())
+
+
+def _max_abs(run: Path) -> dict[str, float]:
+    """Per kept artifact: its largest absolute difference from PyTorch over every runtime."""
+    path = run / "backends.json"
+    if not path.is_file():
+        return {}
+    rows = json.loads(path.read_text())["rows"]
+    return {r["artifact"]: r["max_abs"] for r in rows if r["kept"] and r.get("max_abs") is not None}
 
 
 def sweep(names: list[str], out: Path, precisions: str, timeout_s: float) -> list[dict]:
@@ -267,6 +280,7 @@ def sweep(names: list[str], out: Path, precisions: str, timeout_s: float) -> lis
             record["error"] = f"timed out after {timeout_s:g} s"
         record["seconds"] = round(time.perf_counter() - t0, 1)
         record["attempts"] = _attempts(run)
+        record["max_abs"] = _max_abs(run)
         manifest = run / "manifest.json"
         if manifest.is_file():
             artifacts = json.loads(manifest.read_text()).get("artifacts", {})
@@ -285,11 +299,27 @@ def sweep(names: list[str], out: Path, precisions: str, timeout_s: float) -> lis
     return records
 
 
+def _summary(records: list[dict], wanted: list[str]) -> list[str]:
+    """One row per architecture: each artifact's max abs (kept) or "–", the route kept, the cost."""
+    head = ["architecture", *wanted, "kept from", "routes run", "seconds", "peak MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rec in records:
+        cells = [f"{rec.get('max_abs', {}).get(w, 0):.1e}" if w in rec["kept"] else "–" for w in wanted]
+        kept = ", ".join(dict.fromkeys(rec["kept"].values())) or "–"
+        tried = sum(1 for a in rec["attempts"] if a.get("seconds"))
+        peak = max((a.get("peak_mb") or 0 for a in rec["attempts"]), default=0) or "–"
+        lines.append(
+            f"| {rec['architecture']} | " + " | ".join(cells)
+            + f" | {kept} | {tried} | {rec.get('seconds', '–')} | {peak} |"
+        )  # fmt: skip
+    return lines
+
+
 def render(records: list[dict], precisions: list[str]) -> str:
-    """The table (one row per architecture and route tried) and the counts."""
+    """The summary (max abs of each kept artifact), the detail (each route tried), the counts."""
     wanted = ["saved_model", *(f"model_{p}.tflite" for p in precisions)]
     head = ["architecture", "route", *wanted, "seconds", "peak MB", "first reason"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [*_summary(records, wanted), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rec in records:
         if rec["error"] and not rec["attempts"]:
             lines.append(
@@ -303,6 +333,8 @@ def render(records: list[dict], precisions: list[str]) -> str:
             )  # fmt: skip
     lines.append("")
     n = len(records)
+    total = sum(rec.get("seconds") or 0 for rec in records)
+    lines.append(f"- {n} architectures in {total / 60:.1f} min of conversion and validation")
     for w in wanted:
         count = sum(1 for rec in records if w in rec["kept"])
         lines.append(f"- validated {w}: {count} of {n} architectures")

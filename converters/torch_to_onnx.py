@@ -8,6 +8,7 @@ inputs at batch 1 and at batch 3 within the fp32 tolerance. Otherwise nothing is
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,24 @@ class ExportOptions:
             raise UnknownNameError("exporter", self.exporter, EXPORTERS)
         if self.opset is not None and not 7 <= self.opset <= 23:
             raise UsageError(f"opset: got {self.opset}, expected 7..23")
+
+
+def _why(error: BaseException) -> str:
+    """An exporter's error in one line: its first line, then the root cause's, without colour codes.
+
+    The dynamo exporter wraps the cause (``Cannot view a tensor with shape ...``) in a paragraph
+    about its steps, coloured for a terminal.
+    """
+
+    def first_line(e: BaseException) -> str:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+        return text.splitlines()[0] if text else type(e).__name__
+
+    root = error
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    why = first_line(error)
+    return why if root is error else f"{why} ({type(root).__name__}: {first_line(root)})"
 
 
 def probe_inputs(spec: ModelSpec, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -151,7 +170,9 @@ def export_onnx(
         try:
             _export(model, spec, tmp, opset, options.exporter)
         except Exception as e:  # the exporters raise many unrelated types
-            raise ExportError(f"torch.onnx.export ({options.exporter}, opset {opset}) failed: {e}") from e
+            raise ExportError(
+                f"torch.onnx.export ({options.exporter}, opset {opset}) failed: {_why(e)}"
+            ) from e
         if tmp.stat().st_size >= _TWO_GB:
             raise ExportError(f"{dest.name}: {tmp.stat().st_size} bytes; models over 2 GB need external data")
         try:
