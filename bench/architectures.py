@@ -208,8 +208,59 @@ def _configs(t) -> dict:
     }
 
 
+def _hf_options(options: list[str]):
+    from onnxpipe.models.hf import HfOptions
+
+    flags = dict(zip(options[::2], options[1::2], strict=True))
+    seq_len, image_size = flags.get("--seq-len"), flags.get("--image-size")
+    return HfOptions(int(seq_len) if seq_len else None, int(image_size) if image_size else None)
+
+
+def _inputs(folder: Path, options: list[str], batch: int, seed: int):
+    """Random inputs for the saved model, made as onnxpipe makes its own, and the wrapped model."""
+    import numpy as np
+    import torch
+
+    from onnxpipe.models.hf import HuggingFaceModel, hf_user_model
+    from onnxpipe.models.spec import random_values
+
+    user, state = hf_user_model(folder, _hf_options(options))
+    model = HuggingFaceModel(**user.kwargs)
+    model.load_state_dict(state)
+    rng = np.random.default_rng(seed)
+    feeds = [
+        torch.from_numpy(random_values(t, t.concrete_shape(batch), user.value_range, rng))
+        for t in user.inputs()
+    ]
+    return model.eval(), feeds
+
+
+#: Below this output spread an architecture's validation proves little (see :func:`spread`).
+MIN_SPREAD = 0.01
+
+
+def spread(folder: Path, options: list[str]) -> float:
+    """How much the model's output depends on its input: std over 16 random inputs / mean magnitude.
+
+    Near zero, validation proves little: every artifact that computes the constant passes, whatever
+    it does to the input (measured: untouched BatchNorm statistics left a tiny EfficientNet and
+    MobileViT at 1e-6).
+    """
+    import torch
+
+    model, feeds = _inputs(folder, options, batch=16, seed=1)
+    with torch.no_grad():
+        out = model(*feeds).double()
+    return float(out.std(dim=0).mean() / (out.abs().mean() + 1e-12))
+
+
 def build(name: str, folder: Path, seed: int = 0) -> list[str]:
-    """Save architecture ``name`` to ``folder`` (weights moved from their defaults); its CLI options."""
+    """Save architecture ``name`` to ``folder``; its CLI options.
+
+    The weights are moved far from their near-zero defaults, norm scales set near 1 and BatchNorm
+    statistics measured on random inputs (as training would leave them), so that the output depends
+    on the input (:func:`spread`).
+    """
     import torch
     import transformers
 
@@ -219,7 +270,21 @@ def build(name: str, folder: Path, seed: int = 0) -> list[str]:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
+        for m in model.modules():  # norm scales near 1, as trained (some inits zero them: EfficientNet)
+            weight = getattr(m, "weight", None)
+            if "Norm" in type(m).__name__ and isinstance(weight, torch.nn.Parameter) and weight.dim() == 1:
+                weight.copy_(1 + 0.1 * torch.randn_like(weight))
     model.save_pretrained(folder)
+    wrapped, feeds = _inputs(folder, options, batch=32, seed=seed)
+    norms = [m for m in wrapped.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if norms:  # one batch of statistics, as training on data would leave them (not 0 and 1)
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        with torch.no_grad():
+            wrapped(*feeds)
+        wrapped.eval().model.save_pretrained(folder)
     return options
 
 
@@ -279,6 +344,7 @@ def sweep(names: list[str], out: Path, precisions: str, timeout_s: float) -> lis
         except subprocess.TimeoutExpired:
             record["error"] = f"timed out after {timeout_s:g} s"
         record["seconds"] = round(time.perf_counter() - t0, 1)
+        record["spread"] = spread(folder, options)
         record["attempts"] = _attempts(run)
         record["max_abs"] = _max_abs(run)
         manifest = run / "manifest.json"
@@ -301,7 +367,7 @@ def sweep(names: list[str], out: Path, precisions: str, timeout_s: float) -> lis
 
 def _summary(records: list[dict], wanted: list[str]) -> list[str]:
     """One row per architecture: each artifact's max abs (kept) or "–", the route kept, the cost."""
-    head = ["architecture", *wanted, "kept from", "routes run", "seconds", "peak MB"]
+    head = ["architecture", "output spread", *wanted, "kept from", "routes run", "seconds", "peak MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rec in records:
         cells = [f"{rec.get('max_abs', {}).get(w, 0):.1e}" if w in rec["kept"] else "–" for w in wanted]
@@ -309,7 +375,7 @@ def _summary(records: list[dict], wanted: list[str]) -> list[str]:
         tried = sum(1 for a in rec["attempts"] if a.get("seconds"))
         peak = max((a.get("peak_mb") or 0 for a in rec["attempts"]), default=0) or "–"
         lines.append(
-            f"| {rec['architecture']} | " + " | ".join(cells)
+            f"| {rec['architecture']} | {rec.get('spread', 0):.2f} | " + " | ".join(cells)
             + f" | {kept} | {tried} | {rec.get('seconds', '–')} | {peak} |"
         )  # fmt: skip
     return lines
@@ -335,6 +401,13 @@ def render(records: list[dict], precisions: list[str]) -> str:
     n = len(records)
     total = sum(rec.get("seconds") or 0 for rec in records)
     lines.append(f"- {n} architectures in {total / 60:.1f} min of conversion and validation")
+    weak = [
+        rec["architecture"] for rec in records if rec.get("spread") is not None and rec["spread"] < MIN_SPREAD
+    ]
+    lines.append(
+        f"- output spread below {MIN_SPREAD} (the output hardly depends on the input; validation proves little): "
+        + (", ".join(weak) or "none")
+    )
     for w in wanted:
         count = sum(1 for rec in records if w in rec["kept"])
         lines.append(f"- validated {w}: {count} of {n} architectures")

@@ -69,13 +69,19 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Show debug logs and tracebacks.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show debug logs, tracebacks and TensorFlow's start-up lines."
+)
 @click.version_option(package_name="onnxpipe")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """onnxpipe: PyTorch -> ONNX -> TensorFlow SavedModel / TFLite, with parity proven at every hop."""
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
+    if not verbose:
+        from onnxpipe.pipeline.quiet import filter_stderr
+
+        filter_stderr()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

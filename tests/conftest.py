@@ -31,7 +31,7 @@ def onnxpipe(*args: str, cwd: Path | None = None, check: bool = False, env: dict
         cwd=cwd or ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+        env={**os.environ, **(env or {})},  # TensorFlow's start-up lines: onnxpipe drops them itself
         timeout=900,
         check=False,
     )
@@ -46,7 +46,8 @@ def onnxpipe(*args: str, cwd: Path | None = None, check: bool = False, env: dict
 def cnn_run(tmp_path_factory) -> Path:
     """``onnxpipe run --model cnn``: checkpoint, ONNX, SavedModel, TFLite fp32/fp16, parity reports."""
     out = tmp_path_factory.mktemp("runs") / "cnn"
-    onnxpipe("run", "--model", "cnn", "--out", str(out), check=True)
+    proc = onnxpipe("run", "--model", "cnn", "--out", str(out), check=True)
+    (out.parent / "run-output.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
     return out
 
 
