@@ -28,6 +28,7 @@ COMMANDS = {
     "status": "Show which stages of a run directory are up to date, and why not.",
     "routes": "List the converter routes: what each makes and needs, and whether it runs here.",
     "bench": "Time every artifact on every runtime: latency, throughput, GFLOP/s, size, accuracy.",
+    "doctor": "What onnxpipe can use here (environments, routes, runtimes, CUDA), and the fixes.",
 }
 
 
