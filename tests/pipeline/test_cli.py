@@ -180,7 +180,8 @@ def test_make_stage_targets_are_file_targets(cnn_copy):
 
 
 @pytest.mark.parametrize(
-    "command", ["train", "export", "convert", "validate", "run", "report", "status", "bench"]
+    "command",
+    ["train", "export", "convert", "validate", "run", "report", "status", "bench", "routes", "doctor"],
 )
 def test_every_command_documents_an_example(command):
     assert "Example" in onnxpipe(command, "--help", check=True).stdout
