@@ -120,6 +120,9 @@ def command(
         ref, cands = run_dir_artifacts(run)
         passed = run_validation(ref, cands, out, cfg.validate, force=force)
         timings["validate"] = time.perf_counter() - t0
-    click.echo("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    total = sum(timings.values())
+    click.echo(
+        "stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + f" (total {total:.1f} s)"
+    )
     if not passed:
         sys.exit(EXIT_PARITY_FAILED)

@@ -70,6 +70,8 @@ def test_a_hugging_face_folder_converts_offline_with_its_own_names(bert_folder, 
     kept = [r for r in rows if r["kept"]]
     assert {r["artifact"] for r in kept} == {"saved_model", "model_fp32.tflite"}
     assert all(r["status"] == "pass" and r["max_abs"] < 1e-4 for r in kept), kept
+    tried = {r["backend"]: r["seconds"] or 0.0 for r in rows}  # each route: export, convert, validate
+    assert manifest["stages"]["convert"]["seconds"] >= sum(tried.values()) > 1.0  # the stage as waited for
 
     # `onnxpipe validate` agrees: the run's own reference, then the folder itself as the reference.
     proc = onnxpipe("validate", str(run), "--force", "--devices", "cpu")
