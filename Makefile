@@ -20,7 +20,7 @@ TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tfl
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-edge setup-legacy setup-litert setup-gpu setup-browser train export convert validate report bench bench-archs test test-all lint clean distclean help
+.PHONY: all setup setup-edge setup-legacy setup-litert setup-gpu setup-browser train export convert validate report screenshot bench bench-archs test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
@@ -35,6 +35,7 @@ help:
 	@echo "make report     regenerate parity.md and report.html from parity.json"
 	@echo "make setup-browser  install headless Chromium (for the HTML report test)"
 	@echo "make bench      benchmark tables for the CNN and the MobileNet-style model, then the ratios in bench/"
+	@echo "make screenshot  docs/report.png: a picture of RUN's report.html (needs Chromium)"
 	@echo "make bench-archs  the architecture sweep: Hugging Face architectures through the planner (ARCHS=bert,vit)"
 	@echo "make lint       ruff"
 	@echo "make clean      remove runs/ and caches; make distclean also removes .venv"
@@ -93,7 +94,7 @@ setup-browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # --- the demo --------------------------------------------------------------------------------
-all: $(STAMP)
+all: $(STAMP) $(EDGE_STAMP)
 	$(ONNXPIPE) run --model $(MODEL) --out $(RUN) --precision $(PRECISIONS) --backend $(BACKEND) --fail-on $(FAIL_ON) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 # --- stages as file targets ------------------------------------------------------------------
@@ -117,6 +118,16 @@ $(RUN)/parity.json: $(RUN)/checkpoint.pt $(RUN)/model.onnx $(CONVERTED)
 
 $(RUN)/report.html: $(RUN)/parity.json
 	$(ONNXPIPE) report $(RUN)
+
+# The README's picture of the demo's report (headless Chromium: make setup-browser).
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser)
+screenshot: $(RUN)/report.html
+	@test -n "$(CHROMIUM)" || (echo "no Chromium here: make setup-browser (as root)"; exit 1)
+	mkdir -p docs
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+		--disable-component-update --disable-sync --hide-scrollbars --user-data-dir=$(abspath $(RUN))/.chromium \
+		--window-size=1280,1500 --screenshot=$(abspath docs/report.png) file://$(abspath $(RUN))/report.html
+	rm -rf $(abspath $(RUN))/.chromium
 
 # --- benchmarks: the CNN and the MobileNet-style model, every artifact x runtime, then the ratios ---
 BENCH_PRECISIONS ?= fp32,fp16,int8

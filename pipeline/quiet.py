@@ -55,6 +55,17 @@ class _Filter:
         os.dup2(write, 2)
         os.close(write)
         self.read = read
+        # sys.stderr was opened on what descriptor 2 was (a file: seekable, and TextIOWrapper
+        # remembers): a new one over the pipe, line-buffered, replaces it until stop().
+        self.saved_stderr = sys.stderr
+        sys.stderr = open(  # noqa: SIM115 - closed by stop()
+            2,
+            "w",
+            buffering=1,
+            encoding=sys.stderr.encoding or "utf-8",
+            errors="backslashreplace",
+            closefd=False,
+        )
         self.thread = threading.Thread(target=self._pump, name="onnxpipe-stderr", daemon=True)
         self.thread.start()
         atexit.register(self.stop)
@@ -99,6 +110,10 @@ class _Filter:
         """Put the real stderr back and let the pump drain what is left."""
         with contextlib.suppress(OSError, ValueError):  # a closed stderr: nothing to flush
             sys.stderr.flush()
+        if sys.stderr is not self.saved_stderr:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.close()
+            sys.stderr = self.saved_stderr
         os.dup2(self.real, 2)  # the pipe's last writer here is gone: the pump reads to its end
         self.thread.join(timeout=1.0)
 

@@ -64,6 +64,26 @@ os.write(2, b"no newline at exit")
     )
 
 
+def test_the_filter_works_when_stderr_is_a_file(tmp_path):
+    # A file is seekable, a pipe is not: sys.stderr opened on the file must not be kept over the pipe
+    # (click's progress bar then died with "Illegal seek" under `make all > log 2>&1`).
+    script = (
+        "import click, sys\n"
+        "from onnxpipe.pipeline.quiet import filter_stderr\n"
+        "filter_stderr()\n"
+        "with click.progressbar(length=3, label='steps', file=click.get_text_stream('stderr')) as bar:\n"
+        "    for _ in bar: pass\n"
+        "print('INFO: Created TensorFlow Lite XNNPACK delegate for CPU.', file=sys.stderr)\n"
+        "print('done', file=sys.stderr)\n"
+    )
+    log = tmp_path / "log.txt"
+    with log.open("wb") as f:
+        proc = subprocess.run([sys.executable, "-c", script], stderr=f, check=False, timeout=60, cwd=ROOT)
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    assert "steps" in text and text.endswith("done\n") and "XNNPACK" not in text
+
+
 def test_onnxpipe_run_prints_none_of_them_and_verbose_brings_them_back(cnn_run, cnn_copy):
     seen = (cnn_run.parent / "run-output.txt").read_text()
     assert "parity PASSED" in seen and "» export" in seen
