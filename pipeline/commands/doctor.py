@@ -153,7 +153,7 @@ def checks(cuda: bool = True) -> list[Check]:
         _other_environment(
             "legacy environment (onnx-tf)",
             LEGACY_PYTHON,
-            ("onnx-tf", "tensorflow", "onnx"),
+            ("onnx_tf", "tensorflow", "onnx"),
             "make setup-legacy",
         ),
         _other_environment(

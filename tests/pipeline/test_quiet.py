@@ -97,3 +97,19 @@ def test_onnxpipe_run_prints_none_of_them_and_verbose_brings_them_back(cnn_run, 
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [line for line in proc.stderr.splitlines() if is_noise(line)]  # TensorFlow's own lines are back
+
+
+def test_the_recorded_validate_time_covers_the_validation_as_waited_for(cnn_copy):
+    import json
+    import time
+
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [*ONNXPIPE, "validate", str(cnn_copy), "--force", "--devices", "cpu"],
+        capture_output=True, text=True, check=False, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seconds = json.loads((cnn_copy / "manifest.json").read_text())["stages"]["validate"]["seconds"]
+    # Everything but the interpreter's start and onnxpipe's own import (runtimes' imports included).
+    assert 0.6 * wall <= seconds <= wall, (seconds, wall)
