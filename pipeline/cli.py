@@ -87,6 +87,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # the exporter's optimizer warns about folds it skips; the export check says what counts
+        for name in ("onnxscript", "onnx_ir"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _terminate(signum: int, frame: object) -> None:

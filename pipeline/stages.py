@@ -369,6 +369,8 @@ def validate_stage(
     report = validate(reference, candidates, options, on_progress=on_progress)
     if locate_threshold is not None:
         report.locate = locate_stage(reference, candidates, report, options, locate_threshold, on_progress)
+    earlier = {k: v.seconds for k, v in run.manifest().stages.items() if k != "validate" and v.seconds}
+    report.stage_seconds = {**earlier, "validate": round(time.perf_counter() - t0, 3)}
     outputs = write_reports(report, run.path)
     run.record_stage(
         "validate", inputs=inputs, outputs=outputs, options=recorded_options, seconds=time.perf_counter() - t0

@@ -119,6 +119,8 @@ def render_html(report: ParityReport) -> str:
         + ", ".join(f"{n} {_e(g)}" for g, n in inp.groups.items())
         + f"; batch {inp.batch} and sweep {inp.sweep}.</p>"
     )
+    if report.stage_seconds:
+        out.append(f"<p>Stage times (wall): {_e(report.stage_times())}.</p>")
     out.append(
         "<h2>Summary</h2><table><tr><th>artifact</th><th>format</th><th>runtime</th><th>device</th><th>precision</th>"
         "<th>status</th><th>size</th><th>accuracy</th><th>latency (ms/sample)</th><th>max abs</th><th>cosine</th>"

@@ -35,6 +35,7 @@ def render_markdown(report: ParityReport) -> str:
         f"random and edge cases over {inp.value_range}, seed {inp.seed}); every input at batch "
         f"{inp.batch}, and the first {inp.sweep_inputs} at batch sizes {inp.sweep}.",
         "",
+        *([f"Stage times (wall): {report.stage_times()}.", ""] if report.stage_seconds else []),
         "| artifact | runtime | device | precision | status | max abs | max rel | mean abs | cosine | SNR dB "
         "| top-1 | accuracy | noise | vs parent (max abs) | tolerance (atol / rtol / cos / top-1) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -113,3 +113,8 @@ def test_the_recorded_validate_time_covers_the_validation_as_waited_for(cnn_copy
     seconds = json.loads((cnn_copy / "manifest.json").read_text())["stages"]["validate"]["seconds"]
     # Everything but the interpreter's start and onnxpipe's own import (runtimes' imports included).
     assert 0.6 * wall <= seconds <= wall, (seconds, wall)
+    report = json.loads((cnn_copy / "parity.json").read_text())
+    assert {"train", "export", "convert", "validate"} <= set(report["stage_seconds"])
+    assert 0.5 * seconds <= report["stage_seconds"]["validate"] <= seconds  # measured before the reports
+    assert "Stage times (wall): train " in (cnn_copy / "parity.md").read_text()
+    assert "Stage times (wall): train " in (cnn_copy / "report.html").read_text()
