@@ -68,6 +68,8 @@ def echo_parity(report: ParityReport, where: str, echo: Callable[[str], None] = 
     for name, e in (report.edge_readiness or {}).items():
         state = "edge-ready" if e.ready else "NOT edge-ready: " + "; ".join(e.problems)
         echo(f"edge {name}: {state}")
+    for note in report.notices():
+        echo(f"note: {note}")
     for found in report.locate or []:
         echo(f"locate {found.candidate}: {found.summary()}")
     if report.first_failing_hop:

@@ -217,6 +217,28 @@ class ParityReport(Document):
     #: Stage -> wall seconds as the user waited for it (train or import, export, convert, validate).
     stage_seconds: dict[str, float] | None = None
 
+    def notices(self) -> list[str]:
+        """What the user should know once, in onnxpipe's words: deprecated runtimes, fixed batches."""
+        from onnxpipe.validation.runtimes import RUNTIMES
+
+        said = []
+        for name in dict.fromkeys(r.runtime for r in self.results if r.status != Status.UNAVAILABLE):
+            notice = RUNTIMES.get(name).notice if name in RUNTIMES.names() else None
+            if notice:
+                said.append(f"{name}: {notice}")
+        fixed: dict[str, str] = {}
+        for r in self.results:
+            for axes in r.dynamic_axes.values():
+                for how in axes.values():
+                    if how.startswith("static"):
+                        fixed.setdefault(r.artifact, how.split()[-1])
+        said += [
+            f"{artifact}: its batch is fixed to {n} (the route that made it fixed it to convert the model); "
+            f"feed it {n} sample(s) per call"
+            for artifact, n in fixed.items()
+        ]
+        return said
+
     def stage_times(self) -> str:
         """``train 4.8 s, export 2.2 s, convert 6.1 s, validate 0.8 s``: each stage as the user waited."""
         return ", ".join(f"{k} {v:.1f} s" for k, v in (self.stage_seconds or {}).items())

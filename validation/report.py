@@ -68,6 +68,7 @@ def render_markdown(report: ParityReport) -> str:
                 f"- {where}: max abs by input group: "
                 + ", ".join(f"{g} {_fmt(v.max_abs)}" for g, v in r.groups.items())
             )
+    notes = [f"- {n}" for n in report.notices()] + notes  # said once, before the per-row notes
     if notes:
         lines += ["", "## Notes", "", *notes]
     if report.provenance:

@@ -76,6 +76,9 @@ def test_a_hugging_face_folder_converts_offline_with_its_own_names(bert_folder, 
     # `onnxpipe validate` agrees: the run's own reference, then the folder itself as the reference.
     proc = onnxpipe("validate", str(run), "--force", "--devices", "cpu")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # What the user should know, said once: the fixed batch of the static route's artifacts.
+    assert proc.stdout.count("note: model_fp32.tflite: its batch is fixed to 1") == 1
+    assert proc.stdout.count("note: tf.lite: TensorFlow deprecates tf.lite.Interpreter") == 1
     report = json.loads((run / "parity.json").read_text())
     ran = {r["artifact"] for r in report["results"] if r["status"] == "pass"}
     assert {"model.onnx", "saved_model", "model_fp32.tflite"} <= ran

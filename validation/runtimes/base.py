@@ -42,6 +42,7 @@ class Runtime(abc.ABC):
         packages: Python modules it needs (checked by :meth:`unavailable_reason`).
         devices: Devices it can run on.
         intermediates_supported: Whether :meth:`intermediates` can expose every tensor (``--locate``).
+        notice: What a user should know about this runtime, said once per report (a deprecation).
         inference_s: Seconds the framework's own call took in the last :meth:`run`.
     """
 
@@ -50,6 +51,7 @@ class Runtime(abc.ABC):
     packages: ClassVar[tuple[str, ...]] = ()
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     intermediates_supported: ClassVar[bool] = False
+    notice: ClassVar[str | None] = None
 
     def __init__(self, artifact: Artifact, device: str = "cpu", threads: int | None = None):
         if artifact.format not in self.formats:

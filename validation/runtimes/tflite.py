@@ -114,6 +114,10 @@ class TfLiteRuntime(LiteRtRuntime):
     name = "tf.lite"
     packages = ("tensorflow",)
     intermediates_supported = False
+    notice = (
+        "TensorFlow deprecates tf.lite.Interpreter (its warning is not shown); ai-edge-litert, its "
+        "successor, runs the same files in the rows beside it"
+    )
 
     def _interpreter(self, **kwargs: Any) -> Any:
         import warnings
