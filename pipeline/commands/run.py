@@ -103,7 +103,11 @@ def command(
     run = RunDir(out)
     timings = {}
     with run.lock():
-        write_json(run.path / "config.json", json.loads(json.dumps(cfg.to_dict())))
+        resolved = json.loads(json.dumps(cfg.to_dict()))
+        if folder:  # imported, not trained: no train section to mislead
+            del resolved["train"]
+            resolved["import"] = {"hf_folder": str(Path(model).resolve())}
+        write_json(run.path / "config.json", resolved)
         t0 = time.perf_counter()
         if folder:
             import_user_model(model, out, {"model_class": None, **hf})

@@ -114,6 +114,8 @@ def test_a_vision_folder_runs_end_to_end_and_validates(tmp_path):
     proc = onnxpipe("run", "--model", str(folder), "--precision", "fp32", "--out", str(run))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "stage times: import" in proc.stdout
+    config = json.loads((run / "config.json").read_text())
+    assert "train" not in config and config["import"]["hf_folder"] == str(folder.resolve())
     report = json.loads((run / "parity.json").read_text())
     ran = [r for r in report["results"] if r["status"] != "unavailable"]
     assert {r["artifact"] for r in ran} == {"model.onnx", "saved_model", "model_fp32.tflite"}
