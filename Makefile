@@ -47,7 +47,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip uninstall --yes --quiet onnxruntime-gpu
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
-	$(BIN)/python -c "import torch, onnx, onnxruntime, tensorflow, onnx2tf, ai_edge_litert; print('main env ok: torch', torch.__version__, '| tensorflow', tensorflow.__version__)"
+	$(BIN)/python -c "from onnxpipe.pipeline.quiet import filter_stderr; filter_stderr(); import torch, onnx, onnxruntime, tensorflow, onnx2tf, ai_edge_litert; print('main env ok: torch', torch.__version__, '| tensorflow', tensorflow.__version__)"
 	touch $@
 
 # CUDA for ONNX Runtime: onnxruntime-gpu *replaces* onnxruntime (both write the same package, so
