@@ -360,6 +360,8 @@ def validate_stage(
     say = on_progress or _quiet
     run = RunDir(out_dir).prepare()
     inputs = [reference.path, *(c.path for c in candidates)]
+    if options.inputs.user:  # the user's samples are an input of the stage: changed, it reruns
+        inputs.append(Path(options.inputs.user))
     recorded_options = {**dataclasses.asdict(options), "locate_threshold": locate_threshold}
     if (run.path / "parity.json").is_file() and _up_to_date(
         run, "validate", inputs, recorded_options, force, say

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from onnxpipe.models.errors import UsageError
+from onnxpipe.models.errors import InputFileError, UsageError
 from onnxpipe.models.spec import ModelSpec, random_values
 
-__all__ = ["InputConfig", "ValidationInputs", "build_inputs"]
+__all__ = ["InputConfig", "ValidationInputs", "build_inputs", "load_user_inputs"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class InputConfig:
             ``sweep_inputs`` inputs.
         sweep_inputs: How many inputs each sweep size runs on.
         seed: Seed of the random inputs.
+        user: ``--inputs``: an ``.npz`` (one array per model input, batch first) or a folder of
+            ``.npy``/``.npz`` files, fed as the first group (``inputs``) in place of the bundled
+            split (see :func:`load_user_inputs`).
     """
 
     samples: int = 1000
@@ -35,6 +39,7 @@ class InputConfig:
     sweep: tuple[int, ...] = (1, 2, 7)
     sweep_inputs: int = 14
     seed: int = 0
+    user: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("samples", "random", "sweep_inputs"):
@@ -119,15 +124,82 @@ def _edge_cases(
     return np.stack(cases).astype(dtype)
 
 
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Name -> array from an ``.npz``, or from a folder of ``NAME.npy`` and ``.npz`` files (concatenated)."""
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".npy", ".npz"))
+    if not files:
+        raise InputFileError(path, "holds no .npy or .npz files")
+    found: dict[str, list[np.ndarray]] = {}
+    for f in files:
+        try:
+            if f.suffix == ".npy":
+                found.setdefault(f.stem, []).append(np.load(f, allow_pickle=False))
+            else:
+                with np.load(f, allow_pickle=False) as data:
+                    for k in data.files:
+                        found.setdefault(k, []).append(data[k])
+        except (OSError, ValueError) as e:
+            raise InputFileError(f, f"not a NumPy array file ({e})") from e
+    try:
+        return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in found.items()}
+    except ValueError as e:
+        raise InputFileError(path, f"its files disagree on a shape ({e})") from e
+
+
+def load_user_inputs(path: str | Path, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The user's samples for every model input, checked against the model before anything runs.
+
+    Raises:
+        InputFileError: Unreadable, an input missing or unknown, a dtype or shape that does not fit
+            (every mismatch named, with what the model expects), or inputs with different counts.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "no such file or folder (--inputs takes an .npz or a folder of .npy/.npz)")
+    arrays = _read_arrays(path)
+    expected = {t.name: t for t in spec.inputs}
+    problems = [f"no array for input {n!r}" for n in expected if n not in arrays]
+    problems += [
+        f"{k!r} is not an input of the model (inputs: {', '.join(expected)})"
+        for k in arrays
+        if k not in expected
+    ]
+    for name, t in expected.items():
+        a = arrays.get(name)
+        if a is None:
+            continue
+        want = ["N" if isinstance(d, str) else d for d in t.shape]
+        if a.dtype.name != t.dtype:
+            problems.append(f"{name!r}: dtype {a.dtype.name}, expected {t.dtype}")
+        if a.ndim != len(t.shape) or any(
+            not isinstance(d, str) and d != g for d, g in zip(t.shape, a.shape, strict=False)
+        ):
+            problems.append(f"{name!r}: shape {list(a.shape)}, expected {want} (N: samples)")
+    counts = {k: a.shape[0] for k, a in arrays.items() if k in expected and a.ndim}
+    if len(set(counts.values())) > 1:
+        problems.append(f"inputs with different sample counts: {counts}")
+    if not problems and not next(iter(counts.values()), 0):
+        problems.append("no samples (the first axis is empty)")
+    if problems:
+        raise InputFileError(path, "does not fit the model: " + "; ".join(problems))
+    return {name: arrays[name] for name in expected}
+
+
 def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> ValidationInputs:
-    """Validation-split samples of the spec's dataset (if it has one), random inputs, edge cases."""
+    """The user's samples (``--inputs``) or the dataset's validation split, random inputs, edge cases."""
     rng = np.random.default_rng(config.seed)
     lo, hi = spec.value_range
     labels, source = None, "random"
     parts: dict[str, list[np.ndarray]] = {t.name: [] for t in spec.inputs}
     groups: dict[str, tuple[int, int]] = {}
     n = 0
-    if spec.dataset and len(spec.inputs) == 1 and config.samples:
+    if config.user:
+        user = load_user_inputs(config.user, spec)
+        for name, a in user.items():
+            parts[name].append(a)
+        n = next(iter(user.values())).shape[0]
+        groups["inputs"], source = (0, n), f"--inputs file {Path(config.user).name}"
+    elif spec.dataset and len(spec.inputs) == 1 and config.samples:
         from onnxpipe.models.data import model_arrays
 
         x, y = model_arrays(spec, "validation")

@@ -109,6 +109,13 @@ def _trust_run_class(run, class_ref: str, user: dict) -> None:
 @click.option("--sweep", default=None, help="Further batch sizes, comma list [default: 1,2,7].")
 @click.option("--seed", type=int, default=None, help="Seed of the random inputs [default: 0].")
 @click.option(
+    "--inputs",
+    "user_inputs",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Your samples, fed first: an .npz (one array per input, batch first) or a folder of .npy/.npz.",
+)
+@click.option(
     "--locate",
     is_flag=True,
     help="Layer-wise search: the first ONNX op whose error jumps in each failing .tflite.",
@@ -137,6 +144,7 @@ def command(
     batch: int | None,
     sweep: str | None,
     seed: int | None,
+    user_inputs: Path | None,
     locate: bool,
     locate_threshold: float,
     force: bool,
@@ -156,6 +164,8 @@ def command(
       onnxpipe validate --reference runs/cnn/model.onnx --candidate runs/cnn/model_fp16.tflite
 
       onnxpipe validate runs/cnn --locate
+
+      onnxpipe validate runs/net --model-class net.py:Net --inputs my_samples.npz
 
       onnxpipe validate runs/net --model-class net.py:Net
 
@@ -180,6 +190,8 @@ def command(
     if run_dir and (reference or candidates):
         raise click.UsageError("give either RUN_DIR or --reference/--candidate, not both")
     values = {"samples": samples, "random": random_inputs, "batch": batch, "seed": seed}
+    if user_inputs is not None:
+        values["user"] = str(user_inputs.resolve())
     if no_edge:
         values["edge"] = False
     if sweep is not None:
@@ -213,6 +225,10 @@ def command(
                 reference = import_user_model(reference, out, dict(user))
             ref = resolve_artifact(reference)
             cands = [resolve_artifact(c, ref.spec) for c in candidates]
+        if inputs.user:  # refused, naming each mismatch, before any runtime loads
+            from onnxpipe.validation.inputs import load_user_inputs
+
+            load_user_inputs(inputs.user, ref.spec)
         passed = run_validation(
             ref, cands, out, options, locate_threshold if locate else None, force, strict_device
         )

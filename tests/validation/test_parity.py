@@ -264,3 +264,45 @@ def test_a_parity_report_from_a_newer_onnxpipe_or_of_another_kind_is_refused_wit
         ParityReport.read(bad)
     with pytest.raises(InputFileError, match="is an onnxpipe manifest, not a parity report"):
         ParityReport.read(cnn_run / "manifest.json")
+
+
+def test_your_inputs_are_checked_against_the_model_and_every_mismatch_named(cnn_copy, tmp_path):
+    from tests.conftest import onnxpipe
+
+    before = (cnn_copy / "parity.json").read_bytes()
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, input=np.zeros((20, 1, 8, 9), "float64"), extra=np.zeros(3))
+    proc = onnxpipe("validate", str(cnn_copy), "--inputs", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    for said in (
+        "'input': shape [20, 1, 8, 9], expected ['N', 1, 8, 8]",
+        "'input': dtype float64, expected float32",
+        "'extra' is not an input of the model (inputs: input)",
+    ):
+        assert said in proc.stderr, proc.stderr
+    assert (cnn_copy / "parity.json").read_bytes() == before  # refused before anything ran
+    missing = tmp_path / "missing.npz"
+    np.savez(missing, other=np.zeros((2, 1, 8, 8), "float32"))
+    proc = onnxpipe("validate", str(cnn_copy), "--inputs", str(missing))
+    assert proc.returncode == 2 and "no array for input 'input'" in proc.stderr
+
+
+def test_your_inputs_are_the_first_group_from_an_npz_or_a_folder_of_npy(cnn_copy, tmp_path):
+    from tests.conftest import onnxpipe
+
+    samples = np.random.default_rng(3).uniform(0, 1, (20, 1, 8, 8)).astype("float32")
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    np.save(folder / "input.npy", samples[:12])
+    np.savez(folder / "more.npz", input=samples[12:])  # files are concatenated in name order
+    proc = onnxpipe("validate", str(cnn_copy), "--inputs", str(folder), "--devices", "cpu", "--random", "8")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((cnn_copy / "parity.json").read_text())
+    assert list(report["inputs"]["groups"].items()) == [("inputs", 20), ("random", 8), ("edge", 6)]
+    assert report["inputs"]["source"] == "--inputs file samples"
+    onnx_row = next(r for r in report["results"] if r["artifact"] == "model.onnx" and r["device"] == "cpu")
+    assert list(onnx_row["groups"]) == ["inputs", "random", "edge"] and onnx_row["status"] == "pass"
+    # A changed file is a changed input of the stage: validation reruns instead of being up to date.
+    np.save(folder / "input.npy", samples[:12] * 0.5)
+    proc = onnxpipe("validate", str(cnn_copy), "--inputs", str(folder), "--devices", "cpu", "--random", "8")
+    assert proc.returncode == 0 and "up to date" not in proc.stdout + proc.stderr
