@@ -295,19 +295,20 @@ def _attempts(run: Path) -> list[dict]:
         return []
     table = json.loads(path.read_text())
     routes: dict[str, dict] = {}
+    said: dict[str, list[dict]] = {}  # route -> its rows that say why not
     for r in table["rows"]:
         row = routes.setdefault(r["backend"], {"route": r["backend"], "artifacts": {}, "reason": ""})
         row["artifacts"][r["artifact"]] = ("kept " if r["kept"] else "") + r["status"]
         seconds = r.get("seconds")
         row["seconds"] = round(seconds, 1) if seconds else None
         row["peak_mb"] = (r.get("peak_memory") or 0) // 2**20 or None
-        if r["status"] != "pass" and r.get("message") and (not row["reason"] or r["status"] == "fail"):
-            if row.get("failed"):
-                continue  # the first failing artifact's reason says more than "makes no SavedModel"
-            message = re.sub(r"^\S+\.onnx: ", "", r["message"].splitlines()[0])  # the file is the run's own
-            row["reason"], row["failed"] = message[:160], r["status"] == "fail"
-    for row in routes.values():
-        row.pop("failed", None)
+        if r["status"] != "pass" and r.get("message"):
+            said.setdefault(r["backend"], []).append(r)
+    for name, rows in said.items():
+        # the first failing artifact's reason says more than "makes no SavedModel"
+        first = next((r for r in rows if r["status"] == "fail"), rows[0])
+        message = re.sub(r"^\S+\.onnx: ", "", first["message"].splitlines()[0])  # the file is the run's own
+        routes[name]["reason"] = message[:160]
     return list(routes.values())
 
 

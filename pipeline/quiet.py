@@ -34,10 +34,13 @@ NOISE = tuple(
         r"^INFO: Initialized TensorFlow Lite runtime",
     )
 )
-#: A line starting like this may be noise: held until its end, then dropped or passed on.
-_MAYBE = re.compile(
-    rb"^(W|WA|WAR|WARN|WARNI|WARNIN|WARNING|WARNING:.*|I|IN|INF|INFO|INFO:.*|To.*|[IWE]\d.*)$"
-)
+#: How noise lines begin: a partial line that could still become one is held until it ends.
+_STARTS = (b"WARNING: ", b"INFO: ", b"To enable ")
+_ABSL = re.compile(rb"^[IWE]\d")
+
+
+def _may_be_noise(partial: bytes) -> bool:
+    return bool(_ABSL.match(partial)) or any(s.startswith(partial) or partial.startswith(s) for s in _STARTS)
 
 
 def is_noise(line: str) -> bool:
@@ -96,7 +99,7 @@ class _Filter:
                 elif ended:
                     if not is_noise(piece.decode("utf-8", "replace").rstrip("\r\n")):
                         passing.append(piece)
-                elif _MAYBE.match(piece):
+                elif _may_be_noise(piece):
                     held = piece  # decided once the line ends
                 else:
                     passing.append(piece)
