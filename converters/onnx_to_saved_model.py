@@ -29,6 +29,8 @@ from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem, UnknownNameError, UsageError
 from onnxpipe.models.execution import RuntimeOpener
 from onnxpipe.models.fs import atomic_path
+from onnxpipe.models.spec import NOT_DATA
+from onnxpipe.models.user_data import UserData, load_user_inputs
 
 __all__ = [
     "ONNX2TF_PRECISIONS",
@@ -76,6 +78,9 @@ class TFConvertOptions:
             several artifacts in one run); each kept artifact's ``extra["not_made"]`` names the
             others with the reason. The planner asks for this: it validates every artifact on
             its own. Otherwise a conversion is all or nothing.
+        calibration: The user's samples the calibrated precisions (int8, int16x8) are calibrated
+            on (``--calibration``, else ``--inputs``); default: the bundled training split of a zoo
+            model. A path is taken as :class:`UserData` with no image options.
     """
 
     saved_model: bool = True
@@ -83,8 +88,10 @@ class TFConvertOptions:
     timeout_s: float = 1800.0
     max_memory: int | None = field(default_factory=default_max_memory)
     partial: bool = False
+    calibration: UserData | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "calibration", UserData.of(self.calibration))
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
             raise UnknownNameError("precision", bad[0], PRECISIONS)
@@ -199,24 +206,48 @@ def _run_onnx2tf(onnx_path: Path, work: Path, options: TFConvertOptions) -> dict
     return call_worker(request, work, options.timeout_s, onnx_path, "onnx2tf", max_memory=options.max_memory)
 
 
-def calibration_arrays(spec, bindings, precisions, source: Path) -> dict[str, np.ndarray]:
-    """Training-split samples for the calibrated precisions, in the artifact's layout.
+def calibration_arrays(
+    spec, bindings, precisions, source: Path, calibration: UserData | None = None
+) -> tuple[dict[str, np.ndarray], dict | None]:
+    """Calibration samples for the calibrated precisions, in the artifact's layout, and their record.
+
+    The user's samples (``calibration``) when given, else the bundled training split of a zoo model.
 
     Returns:
-        Artifact input name -> samples (empty when no precision needs calibration).
-    """
-    from onnxpipe.models.data import model_arrays
+        Artifact input name -> samples (empty when no precision needs calibration), and what to
+        record in each calibrated artifact's ``extra["calibration"]``: ``source`` and ``samples``.
 
+    Raises:
+        UsageError: A precision needs calibration and there is nothing to calibrate on.
+        InputFileError: The user's samples do not fit the model.
+    """
     wanted = [p for p in precisions if p in CALIBRATED_PRECISIONS]
     if not wanted:
-        return {}
-    if not spec.dataset or len(spec.inputs) != 1:
-        raise UsageError(
-            f"{source}: {wanted[0]} needs calibration samples, and this model has no bundled dataset"
-        )
-    x, _ = model_arrays(spec, "train")
-    sample = bindings[0].to_artifact(x[:_CALIBRATION_SAMPLES])
-    return {bindings[0].artifact_name: np.ascontiguousarray(sample)}
+        return {}, None
+    if calibration is not None:
+        if any(t.kind in NOT_DATA for t in spec.inputs):
+            shaped = next(t.name for t in spec.inputs if t.kind in NOT_DATA)
+            raise UsageError(
+                f"{source}: {wanted[0]} calibration of a model whose input {shaped!r} carries a shape "
+                "is not supported (its samples are not rows); convert to fp32/fp16/dynamic_int8"
+            )
+        arrays = load_user_inputs(calibration, spec)
+        count = min(len(next(iter(arrays.values()))), _CALIBRATION_SAMPLES)
+        samples = {b.artifact_name: b.to_artifact(arrays[b.name][:count]) for b in bindings}
+        record = {"source": calibration.name, "samples": count}
+    else:
+        from onnxpipe.models.data import model_arrays
+
+        if not spec.dataset or len(spec.inputs) != 1:
+            raise UsageError(
+                f"{source}: {wanted[0]} needs calibration samples, and this model has no bundled dataset: "
+                "give your own with --calibration PATH (an .npz, or a folder of .npy/.npz files or images)"
+            )
+        x, _ = model_arrays(spec, "train")
+        count = min(len(x), _CALIBRATION_SAMPLES)
+        samples = {bindings[0].artifact_name: bindings[0].to_artifact(x[:count])}
+        record = {"source": f"{spec.dataset} training split", "samples": count}
+    return {k: np.ascontiguousarray(v) for k, v in samples.items()}, record
 
 
 def _run_quantize(
@@ -228,8 +259,8 @@ def _run_quantize(
         "saved_model": str(saved_model),
         "outputs": {p: str(work / tflite_name(p)) for p in precisions},
     }
-    calibration = calibration_arrays(spec, bindings, precisions, source)
-    return call_worker(
+    calibration, record = calibration_arrays(spec, bindings, precisions, source, options.calibration)
+    reply = call_worker(
         request,
         work,
         options.timeout_s,
@@ -238,6 +269,7 @@ def _run_quantize(
         arrays=calibration,
         max_memory=options.max_memory,
     )
+    return reply | {"calibration": record}
 
 
 def _measured_layouts(onnx: Artifact, produced: Path, result: dict, run_with: RuntimeOpener):
@@ -321,6 +353,7 @@ def convert_onnx2tf(
                 raise ConversionError(f"{onnx.path}: onnx2tf wrote no {precision} TFLite file ({src.name})")
             files[precision] = (src, result["tflite"][src.name], "onnx2tf")
         quantized = [p for p in options.precisions if p in QUANTIZED_PRECISIONS]
+        q: dict = {"calibration": None}
         if quantized:
             log.info("quantizing %s to %s", onnx.path, quantized)
             q = _run_quantize(spec, produced, sm_inputs, quantized, work, options, onnx.path)
@@ -364,7 +397,10 @@ def convert_onnx2tf(
             dest = out_dir / tflite_name(precision)
             with atomic_path(dest) as dest_tmp:
                 shutil.move(src, dest_tmp)
+            calibrated = {"calibration": q["calibration"]} if precision in CALIBRATED_PRECISIONS else {}
             artifacts.append(
-                Artifact(dest, Format.TFLITE, spec, precision, ins, outs, sm_dest.name, backend, extra)
+                Artifact(
+                    dest, Format.TFLITE, spec, precision, ins, outs, sm_dest.name, backend, extra | calibrated
+                )
             )
     return artifacts

@@ -399,7 +399,8 @@ def repair(
 
     A pass is kept only if the graph it rewrote computes the original's outputs (on seeded random
     inputs, through ``run_with``: ONNX Runtime, or the reference evaluator where it has no kernel)
-    and passes the ONNX checker; otherwise it is undone and listed in ``dropped``. ``batch``: the
+    and passes the ONNX checker; otherwise it is undone and listed in ``dropped`` (so is every pass
+    when no random inputs can be made for the graph, or it refuses them). ``batch``: the
     batch of those inputs (a graph whose batch is fixed takes only that one).
 
     Raises:
@@ -408,9 +409,16 @@ def repair(
     import onnx as onnx_lib
 
     model = onnx_lib.shape_inference.infer_shapes(load_model(onnx.path))
-    probe = _probe(onnx, batch)
-    with run_with(onnx) as session:
-        expected = session.run(probe)
+    unchecked = next((f"input {t.name!r} carries a shape" for t in onnx.spec.inputs if not t.invented), None)
+    if unchecked is None:
+        probe = _probe(onnx, batch)
+        try:
+            with run_with(onnx) as session:
+                expected = session.run(probe)
+        except (RuntimeError, ValueError) as e:
+            unchecked = (
+                f"the graph refuses random inputs ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+            )
     result = RepairResult({}, {})
     dest = Path(dest)
     for p in passes:
@@ -418,6 +426,9 @@ def repair(
         candidate.CopyFrom(model)
         count = p.apply(candidate)
         if not count:
+            continue
+        if unchecked:  # a rewrite that cannot be checked is not made
+            result.dropped[p.name] = f"not checked: {unchecked}"
             continue
         try:
             onnx_lib.checker.check_model(candidate)

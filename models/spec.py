@@ -7,20 +7,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from onnxpipe.models.errors import UnknownNameError
+from onnxpipe.models.errors import UnknownNameError, UsageError
 
 __all__ = [
     "KINDS",
+    "NOT_DATA",
     "PRECISIONS",
     "ModelSpec",
     "TensorSpec",
     "Tolerance",
     "default_tolerances",
+    "not_invented_message",
     "random_values",
 ]
 
 #: What an input can be besides plain data over the model's value range (``TensorSpec.kind``).
-KINDS = ("attention_mask", "waveform")
+KINDS = ("attention_mask", "waveform", "index", "shape")
+
+#: Kinds whose values are not data: never invented, they come from the user's inputs.
+NOT_DATA = ("shape",)
 
 #: Precisions an artifact can have, from exact to most aggressive.
 PRECISIONS = ("fp32", "fp16", "dynamic_int8", "int16x8", "int8")
@@ -38,7 +43,12 @@ class TensorSpec:
             the axes have no spatial meaning.
         kind: ``None`` for data over the model's value range; ``"attention_mask"`` for 1s then 0s
             per row (at least one 1: a row that attends to nothing has no defined output);
-            ``"waveform"`` for raw audio (its edge cases are signals, not constant offsets).
+            ``"waveform"`` for raw audio (its edge cases are signals, not constant offsets);
+            ``"index"`` for indices into a table (random values only within ``value_range``, the
+            table's size; none when that is unknown); ``"shape"`` for a shape, a size or axes
+            (never randomised: see :mod:`models.onnx_roles`).
+        value_range: This input's own range (``[lo, hi)`` for integers), over the model's.
+        why: For ``index`` and ``shape``: what the graph does with it, for messages.
     """
 
     name: str
@@ -46,6 +56,16 @@ class TensorSpec:
     dtype: str = "float32"
     layout: str | None = None
     kind: str | None = None
+    value_range: tuple[float, float] | None = None
+    why: str | None = None
+
+    @property
+    def invented(self) -> bool:
+        """Whether random and edge values may be made up for this input.
+
+        Not for a shape, nor for an index into a table of unknown size.
+        """
+        return self.kind not in NOT_DATA and not (self.kind == "index" and self.value_range is None)
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
@@ -77,26 +97,57 @@ class TensorSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``kind`` only when set)."""
         d = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
-        return d | ({"kind": self.kind} if self.kind else {})
+        extra = {
+            "kind": self.kind,
+            "value_range": self.value_range and list(self.value_range),
+            "why": self.why,
+        }
+        return d | {k: v for k, v in extra.items() if v is not None}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
         """Inverse of :meth:`to_dict`."""
-        return cls(d["name"], tuple(d["shape"]), d.get("dtype", "float32"), d.get("layout"), d.get("kind"))
+        value_range = d.get("value_range")
+        return cls(
+            d["name"],
+            tuple(d["shape"]),
+            d.get("dtype", "float32"),
+            d.get("layout"),
+            d.get("kind"),
+            None if value_range is None else tuple(value_range),
+            d.get("why"),
+        )
 
 
 def random_values(tensor: TensorSpec, shape: tuple[int, ...], value_range: tuple[float, float], rng) -> Any:
     """Seeded random values for ``tensor`` at ``shape``.
 
-    Uniform over ``value_range`` (the model's); for an attention mask, each row 1s then 0s, with a
-    random number (at least one) of 1s.
+    Uniform over the tensor's own value range, else ``value_range`` (the model's); for an attention
+    mask, each row 1s then 0s, with a random number (at least one) of 1s.
+
+    Raises:
+        UsageError: The input's values cannot be made up (:attr:`TensorSpec.invented`).
     """
     import numpy as np
 
+    if not tensor.invented:
+        raise UsageError(not_invented_message(tensor))
+    value_range = tensor.value_range or value_range
     if tensor.kind == "attention_mask":
         lengths = rng.integers(1, shape[-1] + 1, size=shape[:-1])
         return (np.arange(shape[-1]) < lengths[..., None]).astype(tensor.dtype)
     return rng.uniform(*value_range, size=shape).astype(tensor.dtype)
+
+
+def not_invented_message(tensor: TensorSpec) -> str:
+    """Why validation cannot make up values for ``tensor``, and what to give instead."""
+    what = "a shape, a size or axes" if tensor.kind == "shape" else "an index into a table of unknown size"
+    return (
+        f"input {tensor.name!r} ({tensor.dtype} {list(tensor.shape)}) carries {what}"
+        + (f": it {tensor.why}" if tensor.why else "")
+        + "; random values would be meaningless or invalid there, so onnxpipe does not invent them: "
+        f"give its values with --inputs FILE.npz (an array named {tensor.name!r})"
+    )
 
 
 @dataclass(frozen=True)

@@ -79,13 +79,18 @@ def _load_checked_onnx(path: Path):
 def spec_from_onnx(path: Path) -> ModelSpec:
     """A :class:`ModelSpec` read from an ONNX graph's declared inputs and outputs.
 
+    Integer inputs that carry a shape or an index get that kind (:func:`models.onnx_roles.input_roles`).
+
     Raises:
         InputFileError: The file is not a loadable, valid ONNX model (see :func:`_load_checked_onnx`).
     """
     from onnx.helper import tensor_dtype_to_np_dtype
 
+    from onnxpipe.models.onnx_roles import input_roles
+
     model = _load_checked_onnx(Path(path))
     initializers = {i.name for i in model.graph.initializer}
+    roles = input_roles(model)  # integer inputs that are shapes or indices, not data
 
     def tensors(values: list) -> tuple[TensorSpec, ...]:
         out = []
@@ -97,7 +102,17 @@ def spec_from_onnx(path: Path) -> ModelSpec:
                 d.dim_value if d.HasField("dim_value") else (d.dim_param or f"{v.name}_dim{i}")
                 for i, d in enumerate(tt.shape.dim)
             )
-            out.append(TensorSpec(v.name, shape, str(tensor_dtype_to_np_dtype(tt.elem_type))))
+            role = roles.get(v.name)
+            out.append(
+                TensorSpec(
+                    v.name,
+                    shape,
+                    str(tensor_dtype_to_np_dtype(tt.elem_type)),
+                    kind=role and role.kind,
+                    value_range=None if role is None or role.high is None else (0, role.high),
+                    why=role and role.why,
+                )
+            )
         return tuple(out)
 
     if not model.graph.input or not model.graph.output:

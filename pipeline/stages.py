@@ -259,7 +259,8 @@ def convert_onnx_stage(
     versions = route.versions()  # environments outside tool_versions() that shape the artifacts
     if versions is not None:
         convert_options["route_versions"] = versions
-    if _up_to_date(run, "convert", [onnx.path], convert_options, force, on_progress):
+    sources = [onnx.path] + ([Path(options.calibration.path)] if options.calibration else [])
+    if _up_to_date(run, "convert", sources, convert_options, force, on_progress):
         outputs = run.manifest().stages["convert"].outputs
         return [a for a in run.artifacts() if a.path.name in outputs]
     targets = ", ".join(["saved_model/"] * options.saved_model + [tflite_name(p) for p in options.precisions])
@@ -267,9 +268,7 @@ def convert_onnx_stage(
     t0 = time.perf_counter()
     artifacts = route().convert(onnx, run.path, options, open_runtime)
     seconds = time.perf_counter() - t0
-    run.record_stage(
-        "convert", inputs=[onnx.path], outputs=artifacts, options=convert_options, seconds=seconds
-    )
+    run.record_stage("convert", inputs=sources, outputs=artifacts, options=convert_options, seconds=seconds)
     return artifacts
 
 
@@ -360,8 +359,10 @@ def validate_stage(
     say = on_progress or _quiet
     run = RunDir(out_dir).prepare()
     inputs = [reference.path, *(c.path for c in candidates)]
-    if options.inputs.user:  # the user's samples are an input of the stage: changed, it reruns
-        inputs.append(Path(options.inputs.user))
+    if options.inputs.user:  # the user's samples and labels are inputs of the stage: changed, it reruns
+        inputs.append(Path(options.inputs.user.path))
+    if options.inputs.labels:
+        inputs.append(Path(options.inputs.labels))
     recorded_options = {**dataclasses.asdict(options), "locate_threshold": locate_threshold}
     if (run.path / "parity.json").is_file() and _up_to_date(
         run, "validate", inputs, recorded_options, force, say

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from onnxpipe.models.errors import InputFileError, UsageError
-from onnxpipe.models.spec import ModelSpec, random_values
+from onnxpipe.models.errors import UsageError
+from onnxpipe.models.spec import NOT_DATA, ModelSpec, not_invented_message, random_values
+from onnxpipe.models.user_data import UserData, load_labels, load_user_inputs
 
-__all__ = ["InputConfig", "ValidationInputs", "build_inputs", "load_user_inputs"]
+__all__ = [
+    "InputConfig",
+    "ValidationInputs",
+    "build_inputs",
+    "check_inputs",
+    "load_user_inputs",
+]  # (re-exported)
 
 
 @dataclass(frozen=True)
@@ -27,9 +33,12 @@ class InputConfig:
             ``sweep_inputs`` inputs.
         sweep_inputs: How many inputs each sweep size runs on.
         seed: Seed of the random inputs.
-        user: ``--inputs``: an ``.npz`` (one array per model input, batch first) or a folder of
-            ``.npy``/``.npz`` files, fed as the first group (``inputs``) in place of the bundled
-            split (see :func:`load_user_inputs`).
+        user: ``--inputs``: an ``.npz`` (one array per model input, batch first), a folder of
+            ``.npy``/``.npz`` files or of images, fed as the first group (``inputs``) in place of the
+            bundled split (see :func:`models.user_data.load_user_inputs`). A path is taken as
+            :class:`UserData` with no image options.
+        labels: ``--labels``: class ids of the ``user`` samples (an ``.npy`` or a text file of one
+            integer per line), for the accuracy of every artifact beside its top-1 agreement.
     """
 
     samples: int = 1000
@@ -39,9 +48,13 @@ class InputConfig:
     sweep: tuple[int, ...] = (1, 2, 7)
     sweep_inputs: int = 14
     seed: int = 0
-    user: str | None = None
+    user: UserData | None = None
+    labels: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "user", UserData.of(self.user))
+        if self.labels is not None and self.user is None:
+            raise UsageError("--labels: give the samples they label with --inputs")
         for name in ("samples", "random", "sweep_inputs"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name}: got {getattr(self, name)}, expected >= 0")
@@ -51,25 +64,31 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ValidationInputs:
-    """Stacked inputs (reference names and layout), their groups, and labels for dataset samples."""
+    """Stacked inputs (reference names and layout), their groups, and labels for dataset samples.
+
+    ``fixed``: inputs that carry a shape (``TensorSpec.kind == "shape"``): not rows of samples but
+    one value, fed whole with every batch.
+    """
 
     arrays: dict[str, np.ndarray]
     labels: np.ndarray | None
     groups: dict[str, tuple[int, int]]
     source: str
+    fixed: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return next(iter(self.arrays.values())).shape[0]
 
     @property
     def n_samples(self) -> int:
-        """How many dataset samples lead the inputs."""
-        start, stop = self.groups.get("validation", (0, 0))
+        """How many labelled samples lead the inputs (the dataset's, or the user's with ``--labels``)."""
+        lead = "validation" if "validation" in self.groups else "inputs" if self.labels is not None else ""
+        start, stop = self.groups.get(lead, (0, 0))
         return stop - start
 
     def slice(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Rows ``start:stop`` of every input."""
-        return {k: v[start:stop] for k, v in self.arrays.items()}
+        """Rows ``start:stop`` of every input, then the fixed inputs whole."""
+        return {k: v[start:stop] for k, v in self.arrays.items()} | self.fixed
 
 
 def _waveform_edges(shape: tuple[int, ...], lo: float, hi: float, rng: np.random.Generator) -> np.ndarray:
@@ -124,102 +143,85 @@ def _edge_cases(
     return np.stack(cases).astype(dtype)
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Name -> array from an ``.npz``, or from a folder of ``NAME.npy`` and ``.npz`` files (concatenated)."""
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".npy", ".npz"))
-    if not files:
-        raise InputFileError(path, "holds no .npy or .npz files")
-    found: dict[str, list[np.ndarray]] = {}
-    for f in files:
-        try:
-            if f.suffix == ".npy":
-                found.setdefault(f.stem, []).append(np.load(f, allow_pickle=False))
-            else:
-                with np.load(f, allow_pickle=False) as data:
-                    for k in data.files:
-                        found.setdefault(k, []).append(data[k])
-        except (OSError, ValueError) as e:
-            raise InputFileError(f, f"not a NumPy array file ({e})") from e
-    try:
-        return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in found.items()}
-    except ValueError as e:
-        raise InputFileError(path, f"its files disagree on a shape ({e})") from e
-
-
-def load_user_inputs(path: str | Path, spec: ModelSpec) -> dict[str, np.ndarray]:
-    """The user's samples for every model input, checked against the model before anything runs.
+def check_inputs(spec: ModelSpec, config: InputConfig) -> None:
+    """Refuse, before anything runs, inputs that do not fit ``spec`` or an input no value can be made up for.
 
     Raises:
-        InputFileError: Unreadable, an input missing or unknown, a dtype or shape that does not fit
-            (every mismatch named, with what the model expects), or inputs with different counts.
+        InputFileError: The ``--inputs`` or ``--labels`` file does not fit the model.
+        UsageError: No ``--inputs``, and some input carries a shape (see :attr:`TensorSpec.invented`).
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "no such file or folder (--inputs takes an .npz or a folder of .npy/.npz)")
-    arrays = _read_arrays(path)
-    expected = {t.name: t for t in spec.inputs}
-    problems = [f"no array for input {n!r}" for n in expected if n not in arrays]
-    problems += [
-        f"{k!r} is not an input of the model (inputs: {', '.join(expected)})"
-        for k in arrays
-        if k not in expected
-    ]
-    for name, t in expected.items():
-        a = arrays.get(name)
-        if a is None:
-            continue
-        want = ["N" if isinstance(d, str) else d for d in t.shape]
-        if a.dtype.name != t.dtype:
-            problems.append(f"{name!r}: dtype {a.dtype.name}, expected {t.dtype}")
-        if a.ndim != len(t.shape) or any(
-            not isinstance(d, str) and d != g for d, g in zip(t.shape, a.shape, strict=False)
-        ):
-            problems.append(f"{name!r}: shape {list(a.shape)}, expected {want} (N: samples)")
-    counts = {k: a.shape[0] for k, a in arrays.items() if k in expected and a.ndim}
-    if len(set(counts.values())) > 1:
-        problems.append(f"inputs with different sample counts: {counts}")
-    if not problems and not next(iter(counts.values()), 0):
-        problems.append("no samples (the first axis is empty)")
-    if problems:
-        raise InputFileError(path, "does not fit the model: " + "; ".join(problems))
-    return {name: arrays[name] for name in expected}
+    if config.user is None:
+        for t in spec.inputs:
+            if not t.invented:
+                raise UsageError(not_invented_message(t))
+        return
+    user = load_user_inputs(config.user, spec)
+    if config.labels is not None:
+        rows = [user[t.name] for t in spec.inputs if t.kind not in NOT_DATA]
+        load_labels(config.labels, len(rows[0]) if rows else 0)
 
 
 def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> ValidationInputs:
-    """The user's samples (``--inputs``) or the dataset's validation split, random inputs, edge cases."""
+    """The user's samples (``--inputs``) or the dataset's validation split, random inputs, edge cases.
+
+    An input that carries a shape is one value from ``--inputs``, fed whole with every batch; random
+    and edge cases are made only when every other input's values can be made up.
+
+    Raises:
+        UsageError: Some input's values cannot be made up and ``--inputs`` does not give them.
+        InputFileError: The ``--inputs`` file does not fit the model (see :func:`load_user_inputs`).
+    """
     rng = np.random.default_rng(config.seed)
     lo, hi = spec.value_range
     labels, source = None, "random"
-    parts: dict[str, list[np.ndarray]] = {t.name: [] for t in spec.inputs}
+    rows_of = [t for t in spec.inputs if t.kind not in NOT_DATA]
+    parts: dict[str, list[np.ndarray]] = {t.name: [] for t in rows_of}
     groups: dict[str, tuple[int, int]] = {}
+    fixed: dict[str, np.ndarray] = {}
     n = 0
     if config.user:
         user = load_user_inputs(config.user, spec)
-        for name, a in user.items():
-            parts[name].append(a)
-        n = next(iter(user.values())).shape[0]
-        groups["inputs"], source = (0, n), f"--inputs file {Path(config.user).name}"
-    elif spec.dataset and len(spec.inputs) == 1 and config.samples:
-        from onnxpipe.models.data import model_arrays
-
-        x, y = model_arrays(spec, "validation")
-        k = min(config.samples, len(y))
-        parts[spec.inputs[0].name].append(x[:k])
-        labels, source = y[:k], f"{spec.dataset} validation split"
-        groups["validation"] = (0, k)
-        n = k
-    if config.random:
         for t in spec.inputs:
+            if t.kind in NOT_DATA:
+                fixed[t.name] = user[t.name]
+            else:
+                parts[t.name].append(user[t.name])
+        n = next((len(user[t.name]) for t in rows_of), 0)
+        groups["inputs"], source = (0, n), f"--inputs {config.user.name}"
+        if config.labels is not None:
+            labels = load_labels(config.labels, n)
+    else:
+        for t in spec.inputs:
+            if not t.invented:
+                raise UsageError(not_invented_message(t))
+        if spec.dataset and len(spec.inputs) == 1 and config.samples:
+            from onnxpipe.models.data import model_arrays
+
+            x, y = model_arrays(spec, "validation")
+            k = min(config.samples, len(y))
+            parts[spec.inputs[0].name].append(x[:k])
+            labels, source = y[:k], f"{spec.dataset} validation split"
+            groups["validation"] = (0, k)
+            n = k
+    if not rows_of:
+        raise UsageError(
+            "every input of the model carries a shape: there are no samples to run "
+            f"({', '.join(t.name for t in spec.inputs)})"
+        )
+    inventable = all(t.invented for t in rows_of)
+    if config.random and inventable:
+        for t in rows_of:
             shape = (config.random, *t.concrete_shape(1)[1:])  # rows on the first axis, even at a fixed batch
             parts[t.name].append(random_values(t, shape, (lo, hi), rng))
         groups["random"] = (n, n + config.random)
         n += config.random
-    if config.edge:
-        for t in spec.inputs:
-            parts[t.name].append(_edge_cases(t.concrete_shape(1)[1:], lo, hi, t.dtype, rng, t.kind))
+    if config.edge and inventable:
+        for t in rows_of:
+            t_lo, t_hi = t.value_range or (lo, hi)
+            parts[t.name].append(_edge_cases(t.concrete_shape(1)[1:], t_lo, t_hi, t.dtype, rng, t.kind))
         groups["edge"] = (n, n + 6)
         n += 6
     if not n:
         raise UsageError("no inputs to validate with: samples, random and edge cases are all off")
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    return ValidationInputs(arrays, labels, groups, source)
+    return ValidationInputs(arrays, labels, groups, source, fixed)

@@ -277,7 +277,10 @@ def _padded(call: Callable, inputs: ValidationInputs, start: int, stop: int, siz
     feeds = inputs.slice(start, stop)
     rows = stop - start
     if size is not None and rows < size:
-        feeds = {k: np.concatenate([v, np.repeat(v[-1:], size - rows, axis=0)]) for k, v in feeds.items()}
+        feeds = {
+            k: v if k in inputs.fixed else np.concatenate([v, np.repeat(v[-1:], size - rows, axis=0)])
+            for k, v in feeds.items()
+        }
     out = call(feeds)
     return {k: v[:rows] for k, v in out.items()} if size is not None else out
 
@@ -354,10 +357,13 @@ def _judge(
         result.outputs[name] = m
         reasons += [f"{name}: {v}" for v in m.violations(tol, tol.violation(r[name], c[name]))]
     result.metrics = worst(list(result.outputs.values()))
-    result.groups = {
-        g: worst([compare(ref.main[k][a:b], cand.main[k][a:b]) for k in ref.main])
+    # Per group, by rows; an output whose first axis is not the rows (shaped by an input that
+    # carries a shape) has no row for some groups, and those are left out of them.
+    by_group = {
+        g: [compare(ref.main[k][a:b], cand.main[k][a:b]) for k in ref.main if ref.main[k][a:b].size]
         for g, (a, b) in inputs.groups.items()
     }
+    result.groups = {g: worst(m) for g, m in by_group.items() if m}
     result.histogram = error_histogram([np.abs(c[k].astype(np.float64) - r[k]) for k in r])
     result.tolerance, result.noise = tol, cand.noise
     result.status = FAIL if reasons else PASS

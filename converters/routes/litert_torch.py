@@ -33,6 +33,7 @@ from onnxpipe.converters.onnx_to_saved_model import (
     worker_versions,
 )
 from onnxpipe.converters.route import ROUTES, Route
+from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS
 from onnxpipe.converters.torch_to_onnx import probe_inputs
 from onnxpipe.models.artifact import Artifact, Format, TensorBinding
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem
@@ -153,6 +154,9 @@ class LiteRtTorchRoute(Route):
             positional = tuple(
                 TensorBinding(t.name, str(i), None, t.layout) for i, t in enumerate(checkpoint.spec.inputs)
             )
+            calibration, record = calibration_arrays(
+                checkpoint.spec, positional, wanted, checkpoint.path, options.calibration
+            )
             result = call_worker(
                 request,
                 work,
@@ -161,7 +165,7 @@ class LiteRtTorchRoute(Route):
                 NAME,
                 python=LITERT_PYTHON,
                 worker=WORKER,
-                arrays=calibration_arrays(checkpoint.spec, positional, wanted, checkpoint.path),
+                arrays=calibration,
                 max_memory=options.max_memory,
             )
             not_made |= {tflite_name(p): why for p, why in result["failed"].items()}
@@ -175,6 +179,7 @@ class LiteRtTorchRoute(Route):
                 extra = {"versions": result["versions"], "static_batch": BATCH}
                 extra |= {"narrowed": narrowed} if narrowed else {}
                 extra |= {"not_made": not_made} if not_made else {}
+                extra |= {"calibration": record} if precision in CALIBRATED_PRECISIONS else {}
                 dest = out_dir / tflite_name(precision)
                 with atomic_path(dest) as dest_tmp:
                     shutil.move(work / tflite_name(precision), dest_tmp)

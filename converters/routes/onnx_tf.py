@@ -28,6 +28,7 @@ from onnxpipe.converters.onnx_to_saved_model import (
     worker_versions,
 )
 from onnxpipe.converters.route import ROUTES, Route
+from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS
 from onnxpipe.converters.torch_to_onnx import ExportOptions
 from onnxpipe.models.artifact import Artifact, Format, TensorBinding
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem, UsageError
@@ -142,7 +143,9 @@ def convert_onnx_tf(
             "saved_model": str(work / "saved_model"),
             "tflite": {p: str(work / tflite_name(p)) for p in options.precisions},
         }
-        calibration = calibration_arrays(spec, sm_calibration, options.precisions, onnx.path)
+        calibration, record = calibration_arrays(
+            spec, sm_calibration, options.precisions, onnx.path, options.calibration
+        )
         log.info("onnx-tf: converting %s", onnx.path)
         try:
             result = call_worker(
@@ -195,7 +198,10 @@ def convert_onnx_tf(
             with atomic_path(dest) as dest_tmp:
                 shutil.move(src, dest_tmp)
             parent = sm_dest.name if options.saved_model else onnx.label
-            artifacts.append(Artifact(dest, Format.TFLITE, spec, precision, ins, outs, parent, NAME, extra))
+            calibrated = {"calibration": record} if precision in CALIBRATED_PRECISIONS else {}
+            artifacts.append(
+                Artifact(dest, Format.TFLITE, spec, precision, ins, outs, parent, NAME, extra | calibrated)
+            )
     return artifacts
 
 

@@ -12,8 +12,10 @@ from onnxpipe.converters.route import DEFAULT_BACKEND, PREFER, ROUTES
 from onnxpipe.pipeline.commands.options import (
     RegistryChoice,
     csv_choice,
+    data_options,
     import_user_model,
     is_hf_source,
+    user_data,
     user_model_options,
 )
 
@@ -32,23 +34,38 @@ def run_conversion(
     prefer: str = "first",
     max_memory_gb: float | None = None,
     budget_s: float | None = None,
+    inputs=None,
+    calibration=None,
 ) -> list:
     """Convert and print one line per artifact (shared with ``onnxpipe run``).
 
     With ``compare``, convert with every backend, validate each result and print the side-by-side
     table. ``backend="auto"`` plans: routes in order until every artifact passed (``prefer="first"``)
-    or all of them (``"fastest"``), then keeps the validated best per artifact.
+    or all of them (``"fastest"``), then keeps the validated best per artifact. ``inputs`` (the
+    user's samples, a :class:`UserData`) are validated on first, and calibrate int8/int16x8 unless
+    ``calibration`` is given. Both are checked against the model before anything converts.
 
     Raises:
         ConversionError: ``auto``/``compare`` and some artifact passed parity with no backend.
+        UsageError: The inputs do not fit the model, or a precision needs calibration and there is
+            nothing to calibrate on.
     """
     from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
+    from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS
     from onnxpipe.pipeline.stages import convert_stage
     from onnxpipe.pipeline.ui import say
+    from onnxpipe.validation.inputs import InputConfig
+    from onnxpipe.validation.parity import ValidateOptions
 
+    precisions = precisions if "tflite" in to else ()
+    calibrated = any(p in CALIBRATED_PRECISIONS for p in precisions)
     options = TFConvertOptions(
-        saved_model="saved_model" in to, precisions=precisions if "tflite" in to else ()
+        saved_model="saved_model" in to,
+        precisions=precisions,
+        calibration=(calibration or inputs) if calibrated else None,
     )
+    validate_options = ValidateOptions(inputs=InputConfig(user=inputs))
+    _check_data(source, validate_options.inputs, options)
     if max_memory_gb is not None:
         options = dataclasses.replace(options, max_memory=int(max_memory_gb * 2**30))
     if compare or backend == "auto":
@@ -61,12 +78,25 @@ def run_conversion(
             keep=backend == "auto" and not compare,  # --compare-backends keeps nothing, whatever --backend
             prefer=prefer,
             budget_s=budget_s,
+            validate_options=validate_options,
         )
     artifacts = convert_stage(
         source, out, options, export_options, on_progress=say, force=force, backend=backend
     )
     _echo_artifacts(artifacts)
     return artifacts
+
+
+def _check_data(source: Path, inputs, options) -> None:
+    """Refuse, before anything is exported, data that does not fit the model or is missing."""
+    from onnxpipe.converters.onnx_to_saved_model import calibration_arrays
+    from onnxpipe.models.artifact import identity_bindings
+    from onnxpipe.pipeline.artifacts import resolve_artifact
+    from onnxpipe.validation.inputs import check_inputs
+
+    spec = resolve_artifact(source).spec
+    check_inputs(spec, inputs)
+    calibration_arrays(spec, identity_bindings(spec.inputs), options.precisions, source, options.calibration)
 
 
 def _echo_artifacts(artifacts: list) -> None:
@@ -84,6 +114,7 @@ def _compare(
     keep: bool,
     prefer: str = "first",
     budget_s: float | None = None,
+    validate_options=None,
 ) -> list:
     from onnxpipe.models.errors import ConversionError
     from onnxpipe.pipeline.backends import compare_backends, keep_best, render_comparison_markdown
@@ -98,6 +129,7 @@ def _compare(
         on_progress=say,
         until_passed=keep and prefer == "first",
         budget_s=budget_s,
+        validate_options=validate_options,
     )
     kept, error = [], None
     if keep:
@@ -175,6 +207,14 @@ def _compare(
     help="With auto or --compare-backends: start no route after this many seconds (the one running "
     "finishes) [default: no limit].",
 )
+@data_options
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Samples int8/int16x8 are calibrated on, in the forms --inputs takes [--inputs, else a zoo "
+    "model's training split].",
+)
 @click.option("--force", is_flag=True, help="Convert even when the artifacts are up to date.")
 @user_model_options
 def command(
@@ -188,6 +228,10 @@ def command(
     compare_backends: bool,
     max_memory_gb: float | None,
     budget_s: float | None,
+    user_inputs: Path | None,
+    mean: str | None,
+    std: str | None,
+    calibration: Path | None,
     force: bool,
     **user: object,
 ) -> None:
@@ -214,6 +258,10 @@ def command(
       onnxpipe convert weights.pt --model-class net.py:Net --input-shape 1,3,32,32 --out runs/net
 
       onnxpipe convert path/to/bert_dir --seq-len 32 --out runs/bert
+
+      onnxpipe convert model.onnx --inputs samples.npz
+
+      onnxpipe convert weights.pt --model-class net.py:Net --input-shape 1,3,32,32 --precision fp32,int8 --calibration images/ --mean 0.5 --std 0.25
 
     With --model-class, SOURCE is your model's state dict (.pt or .safetensors), imported as
     OUT/checkpoint.pt first (see `onnxpipe export --help`). A Hugging Face save_pretrained folder
@@ -253,4 +301,6 @@ def command(
             prefer,
             max_memory_gb,
             budget_s,
+            user_data(user_inputs, mean, std),
+            user_data(calibration, mean, std),
         )

@@ -9,9 +9,11 @@ from onnxpipe.models.errors import UnknownNameError
 __all__ = [
     "RegistryChoice",
     "csv_choice",
+    "data_options",
     "hf_model_options",
     "import_user_model",
     "is_hf_source",
+    "user_data",
     "user_model_options",
 ]
 
@@ -64,6 +66,52 @@ _HF_FLAGS = {
     "hf_output": "--output",
     "attention_mask": "--attention-mask",
 }
+
+
+def _floats(text: str | None, flag: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.UsageError(
+            f"{flag}: got {text!r}, expected comma-separated numbers (0.485,0.456,0.406)"
+        ) from None
+
+
+def data_options(command):
+    """``--inputs`` and how images among them are normalised (convert, validate)."""
+    from pathlib import Path
+
+    options = [
+        click.option(
+            "--inputs",
+            "user_inputs",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Your samples, validated first: an .npz (one array per input, samples first), or a folder "
+            "of .npy/.npz files or of images.",
+        ),
+        click.option(
+            "--mean",
+            default=None,
+            help="Images: per-channel mean subtracted after pixels are scaled to [0, 1] [0].",
+        ),
+        click.option("--std", default=None, help="Images: per-channel standard deviation divided by [1]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def user_data(path, mean: str | None, std: str | None):
+    """A :class:`models.user_data.UserData` for ``path`` with the image options (``None`` without a path)."""
+    from onnxpipe.models.user_data import UserData
+
+    if path is None:
+        return None
+    values = {"mean": _floats(mean, "--mean"), "std": _floats(std, "--std")}
+    return UserData(str(path.resolve()), **{k: v for k, v in values.items() if v is not None})
 
 
 def is_hf_source(source) -> bool:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from onnxpipe.pipeline.commands.options import import_user_model, is_hf_source, user_model_options
+from onnxpipe.pipeline.commands.options import (
+    data_options,
+    import_user_model,
+    is_hf_source,
+    user_data,
+    user_model_options,
+)
 from onnxpipe.pipeline.errors import EXIT_PARITY_FAILED
 from onnxpipe.validation.parity import DEVICES, FAIL_ON
 from onnxpipe.validation.runtimes import RUNTIMES
@@ -108,12 +114,12 @@ def _trust_run_class(run, class_ref: str, user: dict) -> None:
 @click.option("--batch", type=int, default=None, help="Main batch size [default: 32].")
 @click.option("--sweep", default=None, help="Further batch sizes, comma list [default: 1,2,7].")
 @click.option("--seed", type=int, default=None, help="Seed of the random inputs [default: 0].")
+@data_options
 @click.option(
-    "--inputs",
-    "user_inputs",
+    "--labels",
     type=click.Path(path_type=Path),
     default=None,
-    help="Your samples, fed first: an .npz (one array per input, batch first) or a folder of .npy/.npz.",
+    help="Class ids of the --inputs samples (.npy, or one integer per line): every artifact's accuracy.",
 )
 @click.option(
     "--locate",
@@ -145,6 +151,9 @@ def command(
     sweep: str | None,
     seed: int | None,
     user_inputs: Path | None,
+    mean: str | None,
+    std: str | None,
+    labels: Path | None,
     locate: bool,
     locate_threshold: float,
     force: bool,
@@ -184,14 +193,15 @@ def command(
     from onnxpipe.pipeline.commands.options import csv_choice
     from onnxpipe.pipeline.rundir import RunDir
     from onnxpipe.pipeline.stages import run_dir_artifacts
-    from onnxpipe.validation.inputs import InputConfig
+    from onnxpipe.validation.inputs import InputConfig, check_inputs
     from onnxpipe.validation.parity import ValidateOptions
 
     if run_dir and (reference or candidates):
         raise click.UsageError("give either RUN_DIR or --reference/--candidate, not both")
     values = {"samples": samples, "random": random_inputs, "batch": batch, "seed": seed}
-    if user_inputs is not None:
-        values["user"] = str(user_inputs.resolve())
+    values["user"] = user_data(user_inputs, mean, std)
+    if labels is not None:
+        values["labels"] = str(labels.resolve())
     if no_edge:
         values["edge"] = False
     if sweep is not None:
@@ -225,10 +235,7 @@ def command(
                 reference = import_user_model(reference, out, dict(user))
             ref = resolve_artifact(reference)
             cands = [resolve_artifact(c, ref.spec) for c in candidates]
-        if inputs.user:  # refused, naming each mismatch, before any runtime loads
-            from onnxpipe.validation.inputs import load_user_inputs
-
-            load_user_inputs(inputs.user, ref.spec)
+        check_inputs(ref.spec, inputs)  # refused, naming each mismatch, before any runtime loads
         passed = run_validation(
             ref, cands, out, options, locate_threshold if locate else None, force, strict_device
         )

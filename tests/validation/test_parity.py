@@ -299,7 +299,7 @@ def test_your_inputs_are_the_first_group_from_an_npz_or_a_folder_of_npy(cnn_copy
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((cnn_copy / "parity.json").read_text())
     assert list(report["inputs"]["groups"].items()) == [("inputs", 20), ("random", 8), ("edge", 6)]
-    assert report["inputs"]["source"] == "--inputs file samples"
+    assert report["inputs"]["source"] == "--inputs samples"
     onnx_row = next(r for r in report["results"] if r["artifact"] == "model.onnx" and r["device"] == "cpu")
     assert list(onnx_row["groups"]) == ["inputs", "random", "edge"] and onnx_row["status"] == "pass"
     # A changed file is a changed input of the stage: validation reruns instead of being up to date.

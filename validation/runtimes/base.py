@@ -23,6 +23,7 @@ import numpy as np
 
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import EnvironmentProblem, UsageError, ValidationInputError
+from onnxpipe.models.spec import NOT_DATA
 
 __all__ = ["ArtifactNotLoadable", "Runtime"]
 
@@ -150,7 +151,7 @@ class Runtime(abc.ABC):
         A reference whose interface has no dynamic axis at all (an ONNX file exported with a fixed
         batch) is fixed to the batch its first input declares.
         """
-        spec_inputs = self.artifact.spec.inputs
+        spec_inputs = [t for t in self.artifact.spec.inputs if t.kind not in NOT_DATA]  # rows, not shapes
         if spec_inputs and not any(t.dynamic_axes for t in spec_inputs):
             first = spec_inputs[0].shape
             if first and isinstance(first[0], int):

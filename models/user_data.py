@@ -1,0 +1,222 @@
+"""The user's own data (``--inputs``, ``--calibration``, ``--labels``), read and checked against a model.
+
+Forms: an ``.npz`` (one array per model input, samples first), a folder of ``NAME.npy``/``.npz``
+files (concatenated), or a folder of images for a model with one image input (resized and
+normalised as :class:`UserData` says; resized, bilinear, to the input's height and width, in the input's layout). Everything is checked against the
+model's inputs before anything runs, and every mismatch is named with what the model expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from onnxpipe.models.errors import InputFileError, UsageError
+from onnxpipe.models.spec import NOT_DATA, ModelSpec, TensorSpec
+
+__all__ = ["IMAGE_SUFFIXES", "UserData", "load_labels", "load_user_inputs"]
+
+#: Files read as images in an ``--inputs``/``--calibration`` folder.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class UserData:
+    """Where the user's samples are, and how images among them become tensors.
+
+    Attributes:
+        path: An ``.npz``, or a folder of ``.npy``/``.npz`` files or of images.
+        mean: Per-channel mean subtracted after pixels are scaled to ``[0, 1]`` (one value: all
+            channels).
+        std: Per-channel standard deviation divided by, after the mean.
+    """
+
+    path: str
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", str(self.path))
+        for name in ("mean", "std"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        if not self.std or any(v == 0 for v in self.std) or not self.mean:
+            raise UsageError(
+                f"--mean/--std: got mean {list(self.mean)}, std {list(self.std)} (std must not be 0)"
+            )
+
+    @classmethod
+    def of(cls, value: UserData | str | Path | Mapping[str, Any] | None) -> UserData | None:
+        """A :class:`UserData` from itself, a path, or a table (a TOML config's), ``None`` kept."""
+        if value is None or isinstance(value, UserData):
+            return value
+        if isinstance(value, Mapping):
+            return cls(**value)
+        return cls(str(value))
+
+    @property
+    def name(self) -> str:
+        """The file or folder's name, for messages and manifests."""
+        return Path(self.path).name
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Name -> array from an ``.npz``, or from a folder of ``NAME.npy`` and ``.npz`` files (concatenated)."""
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".npy", ".npz"))
+    if not files:
+        raise InputFileError(path, "holds no .npy or .npz files, nor images")
+    found: dict[str, list[np.ndarray]] = {}
+    for f in files:
+        try:
+            if f.suffix == ".npy":
+                found.setdefault(f.stem, []).append(np.load(f, allow_pickle=False))
+            else:
+                with np.load(f, allow_pickle=False) as data:
+                    for k in data.files:
+                        found.setdefault(k, []).append(data[k])
+        except (OSError, ValueError) as e:
+            raise InputFileError(f, f"not a NumPy array file ({e})") from e
+    try:
+        return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in found.items()}
+    except ValueError as e:
+        raise InputFileError(path, f"its files disagree on a shape ({e})") from e
+
+
+def _image_layout(t: TensorSpec) -> str | None:
+    """``"NCHW"``/``"NHWC"`` for a 4-D input with 1 or 3 channels, by its layout, else its shape."""
+    if len(t.shape) != 4:
+        return None
+    if t.layout in ("NCHW", "NHWC"):
+        return t.layout
+    if t.shape[1] in (1, 3):
+        return "NCHW"
+    if t.shape[3] in (1, 3):
+        return "NHWC"
+    return None
+
+
+def _read_images(folder: Path, files: list[Path], spec: ModelSpec, data: UserData) -> dict[str, np.ndarray]:
+    """The images of ``folder`` as the model's one image input: resized, scaled to [0, 1], normalised."""
+    from PIL import Image, UnidentifiedImageError
+
+    floats = [t for t in spec.inputs if np.dtype(t.dtype).kind == "f"]
+    if len(spec.inputs) != 1 or len(floats) != 1 or _image_layout(floats[0]) is None:
+        wanted = ", ".join(f"{t.name} {t.dtype} {list(t.shape)}" for t in spec.inputs)
+        raise InputFileError(
+            folder,
+            "holds images, and images feed a model with one float input of shape [N, 1 or 3, H, W] "
+            f"(or [N, H, W, 1 or 3]); this model takes {wanted}: give an .npz instead",
+        )
+    t = floats[0]
+    layout = _image_layout(t)
+    channels = t.shape[1] if layout == "NCHW" else t.shape[3]
+    hw = t.shape[2:] if layout == "NCHW" else t.shape[1:3]
+    if not all(isinstance(d, int) for d in hw):
+        raise InputFileError(
+            folder,
+            f"holds images, and {t.name!r} has a dynamic height or width ({list(t.shape)}): give the "
+            "samples as an .npz at the size you want validated",
+        )
+    size = (int(hw[0]), int(hw[1]))
+    mean = np.asarray(data.mean, dtype=np.float32)
+    std = np.asarray(data.std, dtype=np.float32)
+    for name, v in (("--mean", mean), ("--std", std)):
+        if v.size not in (1, channels):
+            raise UsageError(f"{name}: {v.size} values, expected 1 or {channels} (the input's channels)")
+    images = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if channels == 1 else "RGB").resize(size[::-1], Image.Resampling.BILINEAR)
+                pixels = np.asarray(im, dtype=np.float32).reshape(size[0], size[1], channels) / 255.0
+        except (UnidentifiedImageError, OSError) as e:
+            raise InputFileError(f, f"not a readable image ({e})") from e
+        pixels = (pixels - mean) / std
+        images.append(pixels.transpose(2, 0, 1) if layout == "NCHW" else pixels)
+    return {t.name: np.stack(images).astype(t.dtype)}
+
+
+def load_user_inputs(data: UserData | str | Path, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The user's samples for every model input, checked against the model before anything runs.
+
+    An input that carries a shape (``TensorSpec.kind == "shape"``) is one value, with no sample
+    axis; every other input has the samples on its first axis.
+
+    Raises:
+        InputFileError: Unreadable, an input missing or unknown, a dtype or shape that does not fit
+            (every mismatch named, with what the model expects), or inputs with different counts.
+        UsageError: Images, and the image options do not fit the model's input.
+    """
+    data = UserData.of(data)
+    path = Path(data.path)
+    if not path.exists():
+        raise InputFileError(
+            path, "no such file or folder (expected an .npz, or a folder of .npy/.npz files or of images)"
+        )
+    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else []
+    arrays = _read_images(path, images, spec, data) if images else _read_arrays(path)
+    expected = {t.name: t for t in spec.inputs}
+    problems = [f"no array for input {n!r}" for n in expected if n not in arrays]
+    problems += [
+        f"{k!r} is not an input of the model (inputs: {', '.join(expected)})"
+        for k in arrays
+        if k not in expected
+    ]
+    for name, t in expected.items():
+        a = arrays.get(name)
+        if a is None:
+            continue
+        fixed = t.kind in NOT_DATA  # one value, not samples: no sample axis
+        want = [("?" if fixed else "N") if isinstance(d, str) else d for d in t.shape]
+        if a.dtype.name != t.dtype:
+            problems.append(f"{name!r}: dtype {a.dtype.name}, expected {t.dtype}")
+        if a.ndim != len(t.shape) or any(
+            not isinstance(d, str) and d != g for d, g in zip(t.shape, a.shape, strict=False)
+        ):
+            problems.append(
+                f"{name!r}: shape {list(a.shape)}, expected {want}"
+                + (f" (one value: it {t.why})" if fixed else " (N: samples)")
+            )
+    counts = {
+        k: a.shape[0]
+        for k, a in arrays.items()
+        if k in expected and a.ndim and expected[k].kind not in NOT_DATA
+    }
+    if len(set(counts.values())) > 1:
+        problems.append(f"inputs with different sample counts: {counts}")
+    if not problems and counts and not next(iter(counts.values())):
+        problems.append("no samples (the first axis is empty)")
+    if problems:
+        raise InputFileError(path, "does not fit the model: " + "; ".join(problems))
+    return {name: arrays[name] for name in expected}
+
+
+def load_labels(path: str | Path, count: int) -> np.ndarray:
+    """Integer class labels, one per sample: an ``.npy``, or a text file of one integer per line.
+
+    Raises:
+        InputFileError: Unreadable, not integers, or not ``count`` of them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(
+            path, "no such file (--labels takes an .npy or a text file, one integer per line)"
+        )
+    try:
+        if path.suffix == ".npy":
+            labels = np.load(path, allow_pickle=False)
+        else:
+            labels = np.array([int(line) for line in path.read_text().split()], dtype=np.int64)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise InputFileError(path, f"not integer labels ({e})") from e
+    labels = np.asarray(labels).reshape(-1)
+    if labels.dtype.kind not in "iu":
+        raise InputFileError(path, f"labels must be integers, got {labels.dtype}")
+    if labels.size != count:
+        raise InputFileError(
+            path, f"{labels.size} labels for {count} samples (one per sample, in their order)"
+        )
+    return labels.astype(np.int64)
