@@ -21,7 +21,8 @@ import numpy as np
 from onnxpipe.models.artifact import Artifact
 from onnxpipe.models.errors import UnknownNameError, UsageError
 from onnxpipe.models.fs import size_of
-from onnxpipe.models.spec import random_values
+from onnxpipe.models.spec import NOT_DATA, random_values
+from onnxpipe.models.user_data import UserData, load_user_inputs
 from onnxpipe.validation.metrics import fmt as _fmt
 from onnxpipe.validation.parity import DEVICES, runtime_rows
 from onnxpipe.validation.runtimes import RUNTIMES
@@ -40,6 +41,8 @@ class BenchOptions:
         batch: Batch size of each call.
         devices: Devices to try (absent ones are reported unavailable).
         runtimes: Only these runtimes (``None``: every runtime that runs each format).
+        inputs: The user's samples (``--inputs``), the first ``batch`` of them fed; default: the
+            dataset's validation split, else seeded random rows.
     """
 
     threads: int = 1
@@ -48,8 +51,10 @@ class BenchOptions:
     batch: int = 1
     devices: tuple[str, ...] = ("cpu",)
     runtimes: tuple[str, ...] | None = None
+    inputs: UserData | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", UserData.of(self.inputs))
         for name in ("threads", "iters", "batch"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name}: got {getattr(self, name)}, expected >= 1")
@@ -63,14 +68,23 @@ class BenchOptions:
                 raise UnknownNameError("runtime", r, RUNTIMES)
 
 
-def _samples(spec: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
-    if spec.dataset:
+def _samples(spec: Any, n: int, user: UserData | None) -> tuple[dict, dict, np.ndarray | None]:
+    """Rows per input, inputs fed whole (shapes), labels: the user's, the dataset's, or random rows."""
+    if user is not None:
+        arrays = load_user_inputs(user, spec)
+        fixed = {t.name: arrays[t.name] for t in spec.inputs if t.kind in NOT_DATA}
+        return {k: v for k, v in arrays.items() if k not in fixed}, fixed, None
+    if spec.dataset and len(spec.inputs) == 1:
         from onnxpipe.models.data import model_arrays
 
-        return model_arrays(spec, "validation")
+        x, y = model_arrays(spec, "validation")
+        return {spec.inputs[0].name: x}, {}, y
     rng = np.random.default_rng(0)
-    first = spec.inputs[0]
-    return random_values(first, first.concrete_shape(n), spec.value_range, rng), None
+    return (
+        {t.name: random_values(t, t.concrete_shape(n), spec.value_range, rng) for t in spec.inputs},
+        {},
+        None,
+    )
 
 
 def _time(rt: Any, feeds: dict[str, np.ndarray], options: BenchOptions) -> tuple[list[float], list[float]]:
@@ -110,12 +124,12 @@ def bench(
     if not artifacts:
         raise UsageError("nothing to benchmark: no artifacts")
     spec = artifacts[0].spec
-    x, y = _samples(spec, max(options.batch, 32))
-    if len(spec.inputs) != 1:
-        raise UsageError("bench feeds one input; this model has several")
-    feeds = {spec.inputs[0].name: np.ascontiguousarray(x[: options.batch])}
-    if feeds[spec.inputs[0].name].shape[0] < options.batch:
-        raise UsageError(f"batch: got {options.batch}, but only {len(x)} samples exist")
+    rows_of, fixed, y = _samples(spec, max(options.batch, 32), options.inputs)
+    feeds = {k: np.ascontiguousarray(v[: options.batch]) for k, v in rows_of.items()} | fixed
+    available = min(len(v) for v in rows_of.values()) if rows_of else 0
+    if available < options.batch:
+        raise UsageError(f"batch: got {options.batch}, but only {available} samples exist")
+    x = next(iter(rows_of.values()))
     rows = []
     for art, cls, device in runtime_rows(artifacts, options.runtimes, options.devices):
         row: dict[str, Any] = {

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from onnxpipe.pipeline.commands.options import data_options
 from onnxpipe.validation.parity import DEVICES
 from onnxpipe.validation.runtimes import RUNTIMES
 
@@ -24,17 +25,31 @@ from onnxpipe.validation.runtimes import RUNTIMES
     default=None,
     help=f"Comma list [default: every runtime of each format]: {', '.join(RUNTIMES)}.",
 )
+@data_options
 def command(
-    run_dir: Path, threads: int, warmup: int, iters: int, batch: int, devices: str, runtimes: str | None
+    run_dir: Path,
+    threads: int,
+    warmup: int,
+    iters: int,
+    batch: int,
+    devices: str,
+    runtimes: str | None,
+    user_inputs: Path | None,
+    mean: str | None,
+    std: str | None,
 ) -> None:
     """Time every artifact of RUN_DIR on every runtime: latency, throughput, GFLOP/s, size, accuracy.
 
-    Writes RUN_DIR/bench.json and RUN_DIR/bench.md.
+    Writes RUN_DIR/bench.json and RUN_DIR/bench.md. Each call is fed the first --batch samples of
+    --inputs when given, else of the model's validation split, else seeded random rows.
 
-    Example: onnxpipe bench runs/cnn --threads 1 --iters 200 --batch 1
+    Examples:
+      onnxpipe bench runs/cnn --threads 1 --iters 200 --batch 1
+
+      onnxpipe bench runs/net --inputs samples.npz --batch 8
     """
     from onnxpipe.models.fs import atomic_path, write_json
-    from onnxpipe.pipeline.commands.options import csv_choice
+    from onnxpipe.pipeline.commands.options import csv_choice, user_data
     from onnxpipe.pipeline.rundir import RunDir
     from onnxpipe.pipeline.stages import run_dir_artifacts
     from onnxpipe.pipeline.ui import say
@@ -48,6 +63,7 @@ def command(
         batch=batch,
         devices=csv_choice(devices, DEVICES, "device"),
         runtimes=csv_choice(runtimes, tuple(RUNTIMES), "runtime") if runtimes else None,
+        inputs=user_data(user_inputs, mean, std),
     )
     run = RunDir(run_dir)
     reference, candidates = run_dir_artifacts(run)

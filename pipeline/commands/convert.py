@@ -301,6 +301,6 @@ def command(
             prefer,
             max_memory_gb,
             budget_s,
-            user_data(user_inputs, mean, std),
+            user_data(user_inputs, mean, std, calibration),
             user_data(calibration, mean, std),
         )

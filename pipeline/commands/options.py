@@ -104,11 +104,17 @@ def data_options(command):
     return command
 
 
-def user_data(path, mean: str | None, std: str | None):
-    """A :class:`models.user_data.UserData` for ``path`` with the image options (``None`` without a path)."""
+def user_data(path, mean: str | None, std: str | None, *also):
+    """A :class:`models.user_data.UserData` for ``path`` with the image options (``None`` without a path).
+
+    ``also``: the other paths the image options may apply to (``--calibration``); with none of them
+    given, ``--mean``/``--std`` are refused rather than ignored.
+    """
     from onnxpipe.models.user_data import UserData
 
     if path is None:
+        if (mean is not None or std is not None) and not any(p is not None for p in also):
+            raise click.UsageError("--mean/--std: they normalise images given with --inputs; give --inputs")
         return None
     values = {"mean": _floats(mean, "--mean"), "std": _floats(std, "--std")}
     return UserData(str(path.resolve()), **{k: v for k, v in values.items() if v is not None})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -13,9 +14,11 @@ from onnxpipe.converters.route import DEFAULT_BACKEND, ROUTES
 from onnxpipe.models.registry import ZOO
 from onnxpipe.pipeline.commands.options import (
     RegistryChoice,
+    data_options,
     hf_model_options,
     import_user_model,
     is_hf_source,
+    user_data,
 )
 from onnxpipe.pipeline.errors import EXIT_PARITY_FAILED
 from onnxpipe.validation.parity import FAIL_ON
@@ -49,6 +52,7 @@ from onnxpipe.validation.parity import FAIL_ON
     show_default=True,
     help="auto: the routes in order until every artifact passed validation; or one route (`onnxpipe routes`).",
 )
+@data_options
 @click.option("--force", is_flag=True, help="Rerun every stage, even those that are up to date.")
 @hf_model_options
 def command(
@@ -60,6 +64,9 @@ def command(
     precision: str | None,
     fail_on: str | None,
     backend: str,
+    user_inputs: Path | None,
+    mean: str | None,
+    std: str | None,
     force: bool,
     **hf: object,
 ) -> None:
@@ -71,6 +78,8 @@ def command(
       onnxpipe run --model cnn --out runs/cnn
 
       onnxpipe run --model path/to/bert_dir --seq-len 32
+
+      onnxpipe run --model cnn --precision fp32,int8 --inputs my_digits.npz
 
     A Hugging Face folder as --model is imported (offline, as `onnxpipe convert FOLDER` does) in
     place of training; OUT defaults to runs/FOLDER_NAME.
@@ -95,10 +104,18 @@ def command(
         import_user_model(None, None, {"model_class": None, **hf})  # refuses the folder-only options
         cfg = load_config(config_path).override("train", model=model, epochs=epochs, seed=seed)
     cfg = cfg.override("validate", fail_on=fail_on)
+    data = user_data(user_inputs, mean, std)
+    if data is not None:  # validated on first, and int8 calibrated on them
+        cfg = cfg.override("validate", inputs=dataclasses.replace(cfg.validate.inputs, user=data))
     if precision is not None:
         cfg = cfg.override("convert", precisions=csv_choice(precision, tuple(PRECISIONS), "precision"))
     if not folder:
         cfg.train.resolved()  # a bad name or value fails before the run directory is created
+        if cfg.validate.inputs.user is not None:  # and so do samples that do not fit the model
+            from onnxpipe.models.registry import get_architecture
+            from onnxpipe.validation.inputs import check_inputs
+
+            check_inputs(get_architecture(cfg.train.model).spec, cfg.validate.inputs)
     out = out or Path("runs") / (Path(model).resolve().name if folder else model)
     run = RunDir(out)
     timings = {}
@@ -117,7 +134,15 @@ def command(
             timings["train"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         run_conversion(
-            run.checkpoint, out, ("saved_model", "tflite"), cfg.convert.precisions, cfg.export, force, backend
+            run.checkpoint,
+            out,
+            ("saved_model", "tflite"),
+            cfg.convert.precisions,
+            cfg.export,
+            force,
+            backend,
+            inputs=cfg.validate.inputs.user,
+            calibration=cfg.convert.calibration,
         )
         timings["export+convert"] = time.perf_counter() - t0
         t0 = time.perf_counter()

@@ -271,3 +271,26 @@ def test_a_user_model_is_quantized_to_int8_from_a_folder_of_images(tmp_path):
         "--labels", str(tmp_path / "short.txt"),
     )  # fmt: skip
     assert proc.returncode == 2 and "2 labels for 36 samples" in proc.stderr, proc.stderr
+
+
+def test_bench_feeds_your_inputs_and_run_refuses_unfit_ones_before_training(cnn_copy, tmp_path):
+    samples = tmp_path / "samples.npz"
+    np.savez(samples, input=np.random.default_rng(0).uniform(0, 1, (6, 1, 8, 8)).astype(np.float32))
+    proc = onnxpipe(
+        "bench", str(cnn_copy), "--iters", "2", "--warmup", "0", "--batch", "4", "--inputs", str(samples),
+        "--runtimes", "onnxruntime,pytorch",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((cnn_copy / "bench.json").read_text())
+    assert doc["options"]["inputs"]["path"] == str(samples) and doc["options"]["batch"] == 4
+    assert {r["status"] for r in doc["results"]} == {"ok"}
+    proc = onnxpipe("bench", str(cnn_copy), "--iters", "1", "--batch", "8", "--inputs", str(samples))
+    assert proc.returncode == 2 and "batch: got 8, but only 6 samples exist" in proc.stderr, proc.stderr
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, input=np.zeros((2, 3, 8, 8), np.float32))
+    out = tmp_path / "never"
+    proc = onnxpipe("run", "--model", "cnn", "--out", str(out), "--inputs", str(bad))
+    assert proc.returncode == 2 and "'input': shape [2, 3, 8, 8], expected ['N', 1, 8, 8]" in proc.stderr
+    assert not out.exists()  # refused before the run directory, let alone training
+    proc = onnxpipe("validate", str(cnn_copy), "--mean", "0.5")
+    assert proc.returncode == 2 and "--mean/--std: they normalise images given with --inputs" in proc.stderr
