@@ -1,9 +1,11 @@
 """The user's own data (``--inputs``, ``--calibration``, ``--labels``), read and checked against a model.
 
-Forms: an ``.npz`` (one array per model input, samples first), a folder of ``NAME.npy``/``.npz``
-files (concatenated), or a folder of images for a model with one image input (resized and
-normalised as :class:`UserData` says; resized, bilinear, to the input's height and width, in the input's layout). Everything is checked against the
-model's inputs before anything runs, and every mismatch is named with what the model expects.
+Forms: an ``.npz`` (one array per model input, samples first); a folder of ``NAME.npy``/``.npz``
+files (concatenated); a folder of images, for a model with one image input (resized, bilinear, to
+the input's height and width, scaled to [0, 1] and normalised by ``--mean``/``--std``, in the
+input's layout); a ``.txt`` file of lines, for a Hugging Face text model (tokenized with the
+folder's own tokenizer). Everything is checked against the model's inputs before anything runs,
+and every mismatch is named with what the model expects.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ import numpy as np
 from onnxpipe.models.errors import InputFileError, UsageError
 from onnxpipe.models.spec import NOT_DATA, ModelSpec, TensorSpec
 
-__all__ = ["IMAGE_SUFFIXES", "UserData", "load_labels", "load_user_inputs"]
+__all__ = ["IMAGE_SUFFIXES", "TOKENIZER_FILES", "UserData", "load_labels", "load_user_inputs"]
+
+#: Files of which a Hugging Face folder's tokenizer is made (one is enough).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
 
 #: Files read as images in an ``--inputs``/``--calibration`` folder.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -33,11 +45,15 @@ class UserData:
         mean: Per-channel mean subtracted after pixels are scaled to ``[0, 1]`` (one value: all
             channels).
         std: Per-channel standard deviation divided by, after the mean.
+        tokenizer: The Hugging Face folder whose own tokenizer turns a text file's lines into
+            ``input_ids`` (and ``attention_mask``, ``token_type_ids`` where the model takes them),
+            padded or truncated to the model's sequence length; ``None``: text is refused.
     """
 
     path: str
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
+    tokenizer: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", str(self.path))
@@ -139,6 +155,64 @@ def _read_images(folder: Path, files: list[Path], spec: ModelSpec, data: UserDat
     return {t.name: np.stack(images).astype(t.dtype)}
 
 
+def _tokenize(path: Path, spec: ModelSpec, data: UserData) -> dict[str, np.ndarray]:
+    """A text file's non-empty lines, tokenized with the model's folder's own tokenizer."""
+    wanted = {t.name: t for t in spec.inputs}
+    if "input_ids" not in wanted:
+        raise InputFileError(
+            path, f"text feeds a model that takes input_ids; this one takes {', '.join(wanted)}: give an .npz"
+        )
+    if data.tokenizer is None:
+        raise InputFileError(
+            path,
+            "text lines are tokenized with a Hugging Face folder's own tokenizer, and this model was not "
+            "imported from one: give token ids as an .npz (input_ids)",
+        )
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputFileError(path, f"not readable UTF-8 text ({e})") from e
+    if not lines:
+        raise InputFileError(path, "holds no lines of text")
+    folder = Path(data.tokenizer)
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        # (AutoTokenizer would make one of special tokens alone from the config: every word unknown)
+        raise InputFileError(
+            folder,
+            f"has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): save it beside the model "
+            "(tokenizer.save_pretrained(folder)) or give token ids as an .npz (input_ids)",
+        )
+    try:
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as e:  # transformers raises OSError, ValueError, TypeError... for a missing tokenizer
+        tokenizer, why = (
+            None,
+            f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" if str(e) else type(e).__name__,
+        )
+    else:
+        why = "AutoTokenizer found none"
+    if tokenizer is None or not callable(tokenizer):
+        raise InputFileError(
+            folder,
+            f"has no tokenizer onnxpipe can load offline ({why}); save it beside the model "
+            "(tokenizer.save_pretrained) or give token ids as an .npz (input_ids)",
+        )
+    length = wanted["input_ids"].shape[-1]
+    fixed = isinstance(length, int)
+    encoded = tokenizer(
+        lines,
+        padding="max_length" if fixed else "longest",
+        truncation=fixed,
+        max_length=length if fixed else None,
+        return_tensors="np",
+    )
+    return {k: np.asarray(v).astype(wanted[k].dtype) for k, v in encoded.items() if k in wanted}
+
+
 def load_user_inputs(data: UserData | str | Path, spec: ModelSpec) -> dict[str, np.ndarray]:
     """The user's samples for every model input, checked against the model before anything runs.
 
@@ -157,7 +231,10 @@ def load_user_inputs(data: UserData | str | Path, spec: ModelSpec) -> dict[str, 
             path, "no such file or folder (expected an .npz, or a folder of .npy/.npz files or of images)"
         )
     images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else []
-    arrays = _read_images(path, images, spec, data) if images else _read_arrays(path)
+    if path.is_file() and path.suffix.lower() == ".txt":
+        arrays = _tokenize(path, spec, data)
+    else:
+        arrays = _read_images(path, images, spec, data) if images else _read_arrays(path)
     expected = {t.name: t for t in spec.inputs}
     problems = [f"no array for input {n!r}" for n in expected if n not in arrays]
     problems += [

@@ -49,7 +49,7 @@ def command(
       onnxpipe bench runs/net --inputs samples.npz --batch 8
     """
     from onnxpipe.models.fs import atomic_path, write_json
-    from onnxpipe.pipeline.commands.options import csv_choice, user_data
+    from onnxpipe.pipeline.commands.options import csv_choice, user_data, with_tokenizer
     from onnxpipe.pipeline.rundir import RunDir
     from onnxpipe.pipeline.stages import run_dir_artifacts
     from onnxpipe.pipeline.ui import say
@@ -63,7 +63,7 @@ def command(
         batch=batch,
         devices=csv_choice(devices, DEVICES, "device"),
         runtimes=csv_choice(runtimes, tuple(RUNTIMES), "runtime") if runtimes else None,
-        inputs=user_data(user_inputs, mean, std),
+        inputs=with_tokenizer(user_data(user_inputs, mean, std), run_dir),
     )
     run = RunDir(run_dir)
     reference, candidates = run_dir_artifacts(run)

@@ -17,6 +17,7 @@ from onnxpipe.pipeline.commands.options import (
     is_hf_source,
     user_data,
     user_model_options,
+    with_tokenizer,
 )
 
 TARGETS = ("saved_model", "tflite")
@@ -301,6 +302,6 @@ def command(
             prefer,
             max_memory_gb,
             budget_s,
-            user_data(user_inputs, mean, std, calibration),
-            user_data(calibration, mean, std),
+            with_tokenizer(user_data(user_inputs, mean, std, calibration), out),
+            with_tokenizer(user_data(calibration, mean, std), out),
         )

@@ -15,6 +15,7 @@ __all__ = [
     "is_hf_source",
     "user_data",
     "user_model_options",
+    "with_tokenizer",
 ]
 
 
@@ -118,6 +119,23 @@ def user_data(path, mean: str | None, std: str | None, *also):
         return None
     values = {"mean": _floats(mean, "--mean"), "std": _floats(std, "--std")}
     return UserData(str(path.resolve()), **{k: v for k, v in values.items() if v is not None})
+
+
+def with_tokenizer(data, run_dir):
+    """``data`` with the tokenizer of the Hugging Face folder ``run_dir``'s checkpoint was imported from.
+
+    Text lines in ``--inputs`` are tokenized with it; a run that was not imported from a folder
+    leaves ``data`` as it is (and text is refused with the reason).
+    """
+    import dataclasses
+
+    from onnxpipe.pipeline.rundir import RunDir
+
+    if data is None or data.tokenizer is not None or run_dir is None:
+        return data
+    record = RunDir(run_dir).manifest().stages.get("import")
+    folder = record.options.get("hf_folder") if record is not None else None
+    return dataclasses.replace(data, tokenizer=folder) if folder else data
 
 
 def is_hf_source(source) -> bool:

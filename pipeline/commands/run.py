@@ -19,6 +19,7 @@ from onnxpipe.pipeline.commands.options import (
     import_user_model,
     is_hf_source,
     user_data,
+    with_tokenizer,
 )
 from onnxpipe.pipeline.errors import EXIT_PARITY_FAILED
 from onnxpipe.validation.parity import FAIL_ON
@@ -141,13 +142,16 @@ def command(
             cfg.export,
             force,
             backend,
-            inputs=cfg.validate.inputs.user,
-            calibration=cfg.convert.calibration,
+            inputs=with_tokenizer(cfg.validate.inputs.user, out),
+            calibration=with_tokenizer(cfg.convert.calibration, out),
         )
         timings["export+convert"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         ref, cands = run_dir_artifacts(run)
-        passed = run_validation(ref, cands, out, cfg.validate, force=force)
+        inputs = dataclasses.replace(cfg.validate.inputs, user=with_tokenizer(cfg.validate.inputs.user, out))
+        passed = run_validation(
+            ref, cands, out, dataclasses.replace(cfg.validate, inputs=inputs), force=force
+        )
         timings["validate"] = time.perf_counter() - t0
     total = sum(timings.values())
     click.echo(

@@ -13,6 +13,7 @@ from onnxpipe.pipeline.commands.options import (
     is_hf_source,
     user_data,
     user_model_options,
+    with_tokenizer,
 )
 from onnxpipe.pipeline.errors import EXIT_PARITY_FAILED
 from onnxpipe.validation.parity import DEVICES, FAIL_ON
@@ -235,6 +236,8 @@ def command(
                 reference = import_user_model(reference, out, dict(user))
             ref = resolve_artifact(reference)
             cands = [resolve_artifact(c, ref.spec) for c in candidates]
+        inputs = dataclasses.replace(inputs, user=with_tokenizer(inputs.user, ref.path.parent))
+        options = dataclasses.replace(options, inputs=inputs)
         check_inputs(ref.spec, inputs)  # refused, naming each mismatch, before any runtime loads
         passed = run_validation(
             ref, cands, out, options, locate_threshold if locate else None, force, strict_device

@@ -230,3 +230,55 @@ def test_a_folder_whose_weights_lack_the_head_is_refused_not_filled_at_random(be
     assert proc.returncode != 0 and "lack tensors BertForSequenceClassification needs" in proc.stderr
     assert "classifier.weight" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_text_lines_are_tokenized_with_the_folder_s_own_tokenizer_and_refused_without_one(
+    bert_folder, tmp_path
+):
+    import shutil
+
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *["the", "a", "cat", "dog", "sat", "on", "mat", "ran", "fast", "red"],
+    ]
+    folder = tmp_path / "bert_tok"
+    shutil.copytree(bert_folder, folder)
+    transformers.BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(folder)
+    lines = tmp_path / "lines.txt"
+    lines.write_text("the cat sat on the mat\n\na dog ran fast\nthe red cat ran\n")  # blank lines skipped
+    run = tmp_path / "run"
+    proc = onnxpipe(
+        "convert", str(folder), "--seq-len", "8", "--attention-mask", "--precision", "fp32", "--out", str(run),
+        "--inputs", str(lines),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(next(run.glob("backends/*/parity.json")).read_text())
+    assert report["inputs"]["source"] == "--inputs lines.txt" and report["inputs"]["groups"]["inputs"] == 3
+    from onnxpipe.models.spec import ModelSpec, TensorSpec
+    from onnxpipe.models.user_data import UserData, load_user_inputs
+
+    spec = ModelSpec(
+        "bert",
+        (TensorSpec("input_ids", ("N", 8), "int64"), TensorSpec("attention_mask", ("N", 8), "int64")),
+        (),
+    )
+    arrays = load_user_inputs(UserData(str(lines), tokenizer=str(folder)), spec)
+    assert arrays["input_ids"][1].tolist() == [2, 6, 8, 12, 13, 3, 0, 0]  # [CLS] a dog ran fast [SEP], padded
+    assert arrays["attention_mask"][1].tolist() == [1] * 6 + [0, 0]
+    proc = onnxpipe(  # the fixture folder has no tokenizer: refused, not tokenized by a made-up one
+        "convert", str(bert_folder), "--seq-len", "8", "--precision", "fp32", "--out", str(tmp_path / "r2"),
+        "--inputs", str(lines),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "has no tokenizer (none of tokenizer.json" in proc.stderr, proc.stderr
+    alone = tmp_path / "alone"  # the same ONNX file outside its run: nothing says which folder it came from
+    alone.mkdir()
+    shutil.copy(run / "model.onnx", alone / "model.onnx")
+    proc = onnxpipe(
+        "validate", "--reference", str(alone / "model.onnx"), "--candidate", str(alone / "model.onnx"),
+        "--inputs", str(lines),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "this model was not imported from one" in proc.stderr, proc.stderr
