@@ -99,6 +99,15 @@ def _other(ref: TensorSpec, binding: TensorBinding, art_shape: Sequence[int]) ->
     return TensorBinding(ref.name, binding.artifact_name, None, ref.layout)
 
 
+def _rows_of(value: Any, batch: int) -> Any:
+    """``batch`` rows of ``value``: its first ones, the last repeated where it has fewer."""
+    import numpy as np
+
+    if len(value) >= batch:
+        return value[:batch]
+    return np.concatenate([value, np.repeat(value[-1:], batch - len(value), axis=0)])
+
+
 def settle_ambiguous(
     onnx: Artifact,
     tflite_path: Any,
@@ -106,6 +115,7 @@ def settle_ambiguous(
     inputs: tuple[TensorBinding, ...],
     outputs: tuple[TensorBinding, ...],
     run_with: RuntimeOpener,
+    samples: Mapping[str, Any] | None = None,
 ) -> tuple[tuple[TensorBinding, ...], tuple[TensorBinding, ...]]:
     """Choose, for tensors whose shape fits both layouts, the layout the converted file really uses.
 
@@ -121,6 +131,10 @@ def settle_ambiguous(
         inputs: The bindings by rule, one per reference input.
         outputs: The bindings by rule, one per reference output.
         run_with: Opens a runtime on an artifact.
+        samples: The user's samples (reference names; a shape input whole, the others with rows
+            first): the probe is made of them, so a graph that takes an input no value can be
+            made up for (a shape) is measured too. Without them, such a graph keeps the rule's
+            bindings, and validation judges them.
     """
     import itertools
 
@@ -138,16 +152,28 @@ def settle_ambiguous(
         for r, b in zip(refs_out, outputs, strict=True)
     ]
     combos = list(itertools.product(*in_options, *out_options))
-    if len(combos) == 1 or len(combos) > 16 or not all(t.invented for t in refs_in):
+    if len(combos) == 1 or len(combos) > 16 or (samples is None and not all(t.invented for t in refs_in)):
         return inputs, outputs  # (no values can be made up for a shape: validation judges the rule)
-    batch = next((int(shape[0]) for shape in in_shapes.values() if shape and shape[0] > 0), 2)
+    rows = [t for t in refs_in if t.kind != "shape"]
+    batch = next(
+        (
+            int(in_shapes[b.artifact_name][0])
+            for t, b in zip(refs_in, inputs, strict=True)
+            if t.kind != "shape" and in_shapes[b.artifact_name] and in_shapes[b.artifact_name][0] > 0
+        ),
+        2,
+    )
     rng = np.random.default_rng(0)
-    probe = {
-        t.name: rng.uniform(0.0, 1.0, size=t.concrete_shape(batch)).astype(t.dtype)
-        if np.dtype(t.dtype).kind == "f"
-        else rng.integers(*(t.value_range or (0, 2)), size=t.concrete_shape(batch)).astype(t.dtype)
-        for t in refs_in
-    }
+    if samples is not None:
+        probe = {t.name: np.asarray(samples[t.name]) for t in refs_in}
+        probe |= {t.name: _rows_of(probe[t.name], batch) for t in rows}
+    else:
+        probe = {
+            t.name: rng.uniform(0.0, 1.0, size=t.concrete_shape(batch)).astype(t.dtype)
+            if np.dtype(t.dtype).kind == "f"
+            else rng.integers(*(t.value_range or (0, 2)), size=t.concrete_shape(batch)).astype(t.dtype)
+            for t in refs_in
+        }
     try:
         with run_with(onnx) as reference:
             expected = reference.run(probe)

@@ -81,6 +81,8 @@ class TFConvertOptions:
         calibration: The user's samples the calibrated precisions (int8, int16x8) are calibrated
             on (``--calibration``, else ``--inputs``); default: the bundled training split of a zoo
             model. A path is taken as :class:`UserData` with no image options.
+        samples: The user's samples (``--inputs``), where the graph takes an input no value can be
+            made up for (a shape): the layouts a converter chose are measured on them.
     """
 
     saved_model: bool = True
@@ -89,9 +91,11 @@ class TFConvertOptions:
     max_memory: int | None = field(default_factory=default_max_memory)
     partial: bool = False
     calibration: UserData | None = None
+    samples: UserData | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "calibration", UserData.of(self.calibration))
+        object.__setattr__(self, "samples", UserData.of(self.samples))
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
             raise UnknownNameError("precision", bad[0], PRECISIONS)
@@ -272,7 +276,9 @@ def _run_quantize(
     return reply | {"calibration": record}
 
 
-def _measured_layouts(onnx: Artifact, produced: Path, result: dict, run_with: RuntimeOpener):
+def _measured_layouts(
+    onnx: Artifact, produced: Path, result: dict, run_with: RuntimeOpener, samples: UserData | None = None
+):
     """A function that gives each binding the layout onnx2tf really used, measured on its float TFLite.
 
     Only tensors whose shape fits both layouts (``[N, 8, 8]``) can change; onnx2tf writes one graph,
@@ -290,6 +296,7 @@ def _measured_layouts(onnx: Artifact, produced: Path, result: dict, run_with: Ru
         bind_tensors(spec.inputs, desc["inputs"], channels_last=True),
         bind_tensors(spec.outputs, desc["outputs"], channels_last=True, match_names=False),
         run_with,
+        None if samples is None else load_user_inputs(samples, spec),
     )
     measured = {b.name: (b.perm, b.layout) for b in (*ins, *outs)}
 
@@ -339,7 +346,7 @@ def convert_onnx2tf(
         log.info("onnx2tf: converting %s", onnx.path)
         result = _run_onnx2tf(onnx.path, work, options)
         produced = work / "out"
-        relayout = _measured_layouts(onnx, produced, result, run_with)
+        relayout = _measured_layouts(onnx, produced, result, run_with, options.samples)
         sm_inputs = relayout(bind_tensors(spec.inputs, result["saved_model"]["inputs"], channels_last=True))
         sm_outputs = relayout(
             bind_tensors(

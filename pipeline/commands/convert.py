@@ -64,6 +64,7 @@ def run_conversion(
         saved_model="saved_model" in to,
         precisions=precisions,
         calibration=(calibration or inputs) if calibrated else None,
+        samples=inputs if inputs is not None and _takes_shapes(source) else None,
     )
     validate_options = ValidateOptions(inputs=InputConfig(user=inputs))
     _check_data(source, validate_options.inputs, options)
@@ -86,6 +87,13 @@ def run_conversion(
     )
     _echo_artifacts(artifacts)
     return artifacts
+
+
+def _takes_shapes(source: Path) -> bool:
+    """Whether the model at ``source`` takes an input that carries a shape (no value can be made up)."""
+    from onnxpipe.pipeline.artifacts import resolve_artifact
+
+    return any(not t.invented for t in resolve_artifact(source).spec.inputs)
 
 
 def _check_data(source: Path, inputs, options) -> None:

@@ -128,9 +128,22 @@ def test_convert_refuses_a_shape_input_without_values_before_anything_runs(tmp_p
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.ones((5, 2), np.float32), shape=np.array([2, 1, 6], np.int64))
     proc = onnxpipe("convert", str(model), "--out", str(tmp_path / "run"), "--inputs", str(bad))
-    assert proc.returncode == 2 and "'x': shape [5, 2], expected [3, 1] (N: samples)" in proc.stderr, (
-        proc.stderr
+    assert proc.returncode == 2 and "'x': shape [5, 2], expected [3, 1] (N: samples)" in proc.stderr
+    # With the values, the planner measures onnx2tf's layouts on them (its output is [2, 6, 3] for the
+    # reference's [2, 3, 6]; judged by the rule alone it failed) and keeps what it validated on them.
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.arange(3, dtype=np.float32).reshape(3, 1), shape=np.array([2, 1, 6], np.int64))
+    proc = onnxpipe(
+        "convert", str(model), "--out", str(tmp_path / "run"), "--inputs", str(good), "--to", "tflite"
     )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kept = [r for r in json.loads((tmp_path / "run" / "backends.json").read_text())["rows"] if r["kept"]]
+    assert [(r["artifact"], r["status"]) for r in kept] == [
+        ("model_fp32.tflite", "pass"),
+        ("model_fp16.tflite", "pass"),
+    ]
+    report = json.loads((tmp_path / "run" / "backends" / kept[0]["backend"] / "parity.json").read_text())
+    assert report["inputs"]["groups"] == {"inputs": 3, "random": 64, "edge": 6}
 
 
 def test_int8_without_anything_to_calibrate_on_is_refused_with_the_way_out(tmp_path):
