@@ -20,7 +20,7 @@ TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tfl
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-edge setup-legacy setup-litert setup-gpu setup-browser train export convert validate report screenshot bench bench-archs test test-all lint clean distclean help
+.PHONY: all setup setup-edge setup-legacy setup-litert setup-gpu setup-browser train export convert validate report screenshot bench bench-archs bench-data test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
@@ -36,6 +36,7 @@ help:
 	@echo "make setup-browser  install headless Chromium (for the HTML report test)"
 	@echo "make bench      benchmark tables for the CNN and the MobileNet-style model, then the ratios in bench/"
 	@echo "make screenshot  docs/report.png: a picture of RUN's report.html (needs Chromium)"
+	@echo "make bench-data   int8 of a user model class calibrated on its own images vs on noise (bench/your_data.py)"
 	@echo "make bench-archs  the architecture sweep: Hugging Face architectures through the planner (ARCHS=bert,vit)"
 	@echo "make lint       ruff"
 	@echo "make clean      remove runs/ and caches; make distclean also removes .venv"
@@ -146,6 +147,9 @@ bench: $(STAMP) $(LEGACY_STAMP)
 
 # --- the architecture sweep: Hugging Face architectures from tiny configs through the planner ---
 ARCHS ?=
+bench-data: $(STAMP)
+	$(BIN)/python bench/your_data.py --out runs/your_data
+
 bench-archs: $(STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)
 	$(BIN)/python bench/architectures.py $(if $(ARCHS),--only $(ARCHS),) --out runs/architectures
 

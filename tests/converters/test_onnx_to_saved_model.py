@@ -159,7 +159,10 @@ def test_int8_without_bundled_data_is_refused(tmp_path):
     spec = ModelSpec(
         "x", (TensorSpec("input", ("batch", 4)),), (TensorSpec("y", ("batch", 4)),), dataset=None
     )
-    with pytest.raises(UsageError, match="int8 needs calibration samples"):
-        from onnxpipe.converters.onnx_to_saved_model import _run_quantize
+    from onnxpipe.converters.onnx_to_saved_model import calibration_arrays
 
-        _run_quantize(spec, tmp_path, [], ["int8"], tmp_path, 10, tmp_path / "m.onnx")
+    with pytest.raises(
+        UsageError, match=r"int8 needs calibration samples.*give your own with --calibration PATH"
+    ):
+        calibration_arrays(spec, [], ["int8"], tmp_path / "m.onnx")
+    assert calibration_arrays(spec, [], ["fp32", "dynamic_int8"], tmp_path / "m.onnx") == ({}, None)
