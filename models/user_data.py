@@ -45,6 +45,8 @@ class UserData:
         mean: Per-channel mean subtracted after pixels are scaled to ``[0, 1]`` (one value: all
             channels).
         std: Per-channel standard deviation divided by, after the mean.
+        image_size: The side images are resized to where the model's height and width are
+            dynamic (``--image-size``); a model with a fixed size takes its own.
         tokenizer: The Hugging Face folder whose own tokenizer turns a text file's lines into
             ``input_ids`` (and ``attention_mask``, ``token_type_ids`` where the model takes them),
             padded or truncated to the model's sequence length; ``None``: text is refused.
@@ -54,6 +56,7 @@ class UserData:
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
     tokenizer: str | None = None
+    image_size: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", str(self.path))
@@ -130,13 +133,20 @@ def _read_images(folder: Path, files: list[Path], spec: ModelSpec, data: UserDat
     layout = _image_layout(t)
     channels = t.shape[1] if layout == "NCHW" else t.shape[3]
     hw = t.shape[2:] if layout == "NCHW" else t.shape[1:3]
-    if not all(isinstance(d, int) for d in hw):
+    if all(isinstance(d, int) for d in hw):
+        size = (int(hw[0]), int(hw[1]))
+        if data.image_size is not None and (data.image_size, data.image_size) != size:
+            raise UsageError(
+                f"--image-size {data.image_size}: {t.name!r} takes images of {list(size)} exactly"
+            )
+    elif data.image_size is not None:
+        size = (data.image_size, data.image_size)
+    else:
         raise InputFileError(
             folder,
-            f"holds images, and {t.name!r} has a dynamic height or width ({list(t.shape)}): give the "
-            "samples as an .npz at the size you want validated",
+            f"holds images, and {t.name!r} has a dynamic height or width ({list(t.shape)}): give "
+            "--image-size SIDE (they are resized to SIDE x SIDE)",
         )
-    size = (int(hw[0]), int(hw[1]))
     mean = np.asarray(data.mean, dtype=np.float32)
     std = np.asarray(data.std, dtype=np.float32)
     for name, v in (("--mean", mean), ("--std", std)):

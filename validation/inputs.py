@@ -67,7 +67,8 @@ class ValidationInputs:
     """Stacked inputs (reference names and layout), their groups, and labels for dataset samples.
 
     ``fixed``: inputs that carry a shape (``TensorSpec.kind == "shape"``): not rows of samples but
-    one value, fed whole with every batch.
+    one value, fed whole with every batch. ``value_range``: the range random and edge floats were
+    drawn over (the model's, or for a model with no dataset, that of the user's samples).
     """
 
     arrays: dict[str, np.ndarray]
@@ -75,6 +76,7 @@ class ValidationInputs:
     groups: dict[str, tuple[int, int]]
     source: str
     fixed: dict[str, np.ndarray] = field(default_factory=dict)
+    value_range: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return next(iter(self.arrays.values())).shape[0]
@@ -165,7 +167,9 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
     """The user's samples (``--inputs``) or the dataset's validation split, random inputs, edge cases.
 
     An input that carries a shape is one value from ``--inputs``, fed whole with every batch; random
-    and edge cases are made only when every other input's values can be made up.
+    and edge cases are made only when every other input's values can be made up. For a model with
+    no dataset, random and edge floats span the range of the user's samples (images normalised to
+    [-2, 2] are not probed over a default [0, 1]).
 
     Raises:
         UsageError: Some input's values cannot be made up and ``--inputs`` does not give them.
@@ -188,6 +192,11 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
                 parts[t.name].append(user[t.name])
         n = next((len(user[t.name]) for t in rows_of), 0)
         groups["inputs"], source = (0, n), f"--inputs {config.user.name}"
+        floats = [user[t.name] for t in rows_of if np.dtype(t.dtype).kind == "f" and user[t.name].size]
+        if floats and not spec.dataset:  # random floats over the user's data, not a declared default
+            lo = float(min(a.min() for a in floats))
+            hi = float(max(a.max() for a in floats))
+            hi = hi if hi > lo else lo + 1.0
         if config.labels is not None:
             labels = load_labels(config.labels, n)
     else:
@@ -212,16 +221,17 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
     if config.random and inventable:
         for t in rows_of:
             shape = (config.random, *t.concrete_shape(1)[1:])  # rows on the first axis, even at a fixed batch
-            parts[t.name].append(random_values(t, shape, (lo, hi), rng))
+            over = (lo, hi) if np.dtype(t.dtype).kind == "f" else spec.value_range
+            parts[t.name].append(random_values(t, shape, over, rng))
         groups["random"] = (n, n + config.random)
         n += config.random
     if config.edge and inventable:
         for t in rows_of:
-            t_lo, t_hi = t.value_range or (lo, hi)
+            t_lo, t_hi = t.value_range or ((lo, hi) if np.dtype(t.dtype).kind == "f" else spec.value_range)
             parts[t.name].append(_edge_cases(t.concrete_shape(1)[1:], t_lo, t_hi, t.dtype, rng, t.kind))
         groups["edge"] = (n, n + 6)
         n += 6
     if not n:
         raise UsageError("no inputs to validate with: samples, random and edge cases are all off")
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    return ValidationInputs(arrays, labels, groups, source, fixed)
+    return ValidationInputs(arrays, labels, groups, source, fixed, (lo, hi))

@@ -581,7 +581,7 @@ def validate(
             source=inputs.source,
             groups={g: b - a for g, (a, b) in inputs.groups.items()},
             samples=inputs.n_samples,
-            value_range=[float(v) for v in spec.value_range],
+            value_range=[float(v) for v in (inputs.value_range or spec.value_range)],
             batch=options.inputs.batch,
             sweep=list(options.inputs.sweep),
             sweep_inputs=min(options.inputs.sweep_inputs, len(inputs)),

@@ -12,6 +12,7 @@ from onnxpipe.converters.route import DEFAULT_BACKEND, PREFER, ROUTES
 from onnxpipe.pipeline.commands.options import (
     RegistryChoice,
     csv_choice,
+    data_image_size,
     data_options,
     import_user_model,
     is_hf_source,
@@ -286,6 +287,7 @@ def command(
     if not targets:
         raise click.UsageError("--to: give at least one of saved_model, tflite")
     hf = is_hf_source(source)
+    image_size = None if hf else data_image_size(user, user_inputs, calibration)
     if user["model_class"] is None:
         import_user_model(source, None, dict(user))  # refuses stray user-model options
     elif source.is_dir() and not hf:
@@ -310,6 +312,6 @@ def command(
             prefer,
             max_memory_gb,
             budget_s,
-            with_tokenizer(user_data(user_inputs, mean, std, calibration), out),
-            with_tokenizer(user_data(calibration, mean, std), out),
+            with_tokenizer(user_data(user_inputs, mean, std, calibration, image_size=image_size), out),
+            with_tokenizer(user_data(calibration, mean, std, image_size=image_size), out),
         )

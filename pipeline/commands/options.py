@@ -9,6 +9,7 @@ from onnxpipe.models.errors import UnknownNameError
 __all__ = [
     "RegistryChoice",
     "csv_choice",
+    "data_image_size",
     "data_options",
     "hf_model_options",
     "import_user_model",
@@ -105,7 +106,19 @@ def data_options(command):
     return command
 
 
-def user_data(path, mean: str | None, std: str | None, *also):
+def data_image_size(user: dict, *paths) -> int | None:
+    """``--image-size`` for the images of ``paths`` when SOURCE is not a Hugging Face folder.
+
+    It is taken out of ``user`` (the model options), which refuse it without a folder; with a folder
+    it stays there and sets the model's own size, which images are resized to anyway.
+    """
+    if user.get("image_size") is None or not any(p is not None for p in paths):
+        return None
+    size, user["image_size"] = user["image_size"], None
+    return size
+
+
+def user_data(path, mean: str | None, std: str | None, *also, image_size: int | None = None):
     """A :class:`models.user_data.UserData` for ``path`` with the image options (``None`` without a path).
 
     ``also``: the other paths the image options may apply to (``--calibration``); with none of them
@@ -117,7 +130,7 @@ def user_data(path, mean: str | None, std: str | None, *also):
         if (mean is not None or std is not None) and not any(p is not None for p in also):
             raise click.UsageError("--mean/--std: they normalise images given with --inputs; give --inputs")
         return None
-    values = {"mean": _floats(mean, "--mean"), "std": _floats(std, "--std")}
+    values = {"mean": _floats(mean, "--mean"), "std": _floats(std, "--std"), "image_size": image_size}
     return UserData(str(path.resolve()), **{k: v for k, v in values.items() if v is not None})
 
 
@@ -222,7 +235,11 @@ def hf_model_options(command):
             help="Hugging Face folder: tokens (or audio samples) per input [16].",
         ),
         click.option(
-            "--image-size", type=int, default=None, help="Hugging Face folder: image side [the config's]."
+            "--image-size",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Image side: a Hugging Face folder's input size [the config's]; images in --inputs or "
+            "--calibration are resized to it where the model's height and width are dynamic.",
         ),
         click.option(
             "--output",

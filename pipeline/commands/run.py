@@ -14,6 +14,7 @@ from onnxpipe.converters.route import DEFAULT_BACKEND, ROUTES
 from onnxpipe.models.registry import ZOO
 from onnxpipe.pipeline.commands.options import (
     RegistryChoice,
+    data_image_size,
     data_options,
     hf_model_options,
     import_user_model,
@@ -96,6 +97,7 @@ def command(
     from onnxpipe.pipeline.stages import run_dir_artifacts
 
     folder = is_hf_source(model)
+    data = user_data(user_inputs, mean, std, image_size=None if folder else data_image_size(hf, user_inputs))
     if folder:
         stray = [flag for flag, v in (("--epochs", epochs), ("--seed", seed)) if v is not None]
         if stray:
@@ -105,7 +107,6 @@ def command(
         import_user_model(None, None, {"model_class": None, **hf})  # refuses the folder-only options
         cfg = load_config(config_path).override("train", model=model, epochs=epochs, seed=seed)
     cfg = cfg.override("validate", fail_on=fail_on)
-    data = user_data(user_inputs, mean, std)
     if data is not None:  # validated on first, and int8 calibrated on them
         cfg = cfg.override("validate", inputs=dataclasses.replace(cfg.validate.inputs, user=data))
     if precision is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from onnxpipe.pipeline.commands.options import (
+    data_image_size,
     data_options,
     import_user_model,
     is_hf_source,
@@ -200,7 +201,9 @@ def command(
     if run_dir and (reference or candidates):
         raise click.UsageError("give either RUN_DIR or --reference/--candidate, not both")
     values = {"samples": samples, "random": random_inputs, "batch": batch, "seed": seed}
-    values["user"] = user_data(user_inputs, mean, std)
+    hf = not run_dir and is_hf_source(reference)
+    image_size = None if hf else data_image_size(user, user_inputs)
+    values["user"] = user_data(user_inputs, mean, std, image_size=image_size)
     if labels is not None:
         values["labels"] = str(labels.resolve())
     if no_edge:
@@ -218,7 +221,6 @@ def command(
         fail_on=fail_on,
     )
     class_ref = user["model_class"]
-    hf = not run_dir and is_hf_source(reference)
     if class_ref is None:
         import_user_model(reference if hf else None, None, dict(user))  # refuses stray options
     if run_dir:

@@ -195,6 +195,19 @@ def test_images_are_read_in_the_model_layout_resized_and_normalised(tmp_path):
     )
     with pytest.raises(InputFileError, match="images feed a model with one float input"):
         load_user_inputs(str(tmp_path / "imgs"), two)
+    dynamic = ModelSpec(
+        "m", (TensorSpec("image", ("N", 3, "h", "w")),), (TensorSpec("y", ("N", 3)),), dataset=None
+    )
+    with pytest.raises(InputFileError, match=r"dynamic height or width.*give --image-size SIDE"):
+        load_user_inputs(str(tmp_path / "imgs"), dynamic)
+    assert load_user_inputs(UserData(str(tmp_path / "imgs"), image_size=12), dynamic)["image"].shape == (
+        4,
+        3,
+        12,
+        12,
+    )
+    with pytest.raises(UsageError, match=r"--image-size 12: 'image' takes images of \[16, 16\] exactly"):
+        load_user_inputs(UserData(str(tmp_path / "imgs"), image_size=12), spec)
     (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(InputFileError, match=r"broken\.png: not a readable image"):
         load_user_inputs(str(tmp_path / "imgs"), spec)
@@ -271,6 +284,8 @@ def test_a_user_model_is_quantized_to_int8_from_a_folder_of_images(tmp_path):
         "--labels", str(tmp_path / "labels.txt"),
     )  # fmt: skip
     report = json.loads((out / "parity.json").read_text())
+    lo, hi = report["inputs"]["value_range"]  # random and edge cases over the images' own range, not [0, 1]
+    assert lo == pytest.approx(images.min()) and hi == pytest.approx(images.max()) and lo < -1.5 and hi > 1.5
     rows = {r["artifact"]: r for r in report["results"] if r["runtime"] in ("onnxruntime", "ai-edge-litert")}
     assert report["inputs"]["samples"] == 36 and report["reference"]["accuracy"] >= 0.9, report["reference"]
     int8 = rows["model_int8.tflite"]
