@@ -167,7 +167,8 @@ class Tolerance:
     def violation(self, reference: Any, candidate: Any) -> float:
         """Largest ``|c - r| - (atol + rtol * |r|)`` over the elements; ``<= 0`` means within bounds.
 
-        Only the element-wise bound; cosine and top-1 are judged by :mod:`validation.parity`.
+        Only the element-wise bound, over the positions where both are finite; non-finite values,
+        cosine and top-1 are judged by :mod:`validation.parity`.
         """
         import numpy as np
 
@@ -175,8 +176,10 @@ class Tolerance:
         c = np.asarray(candidate, dtype=np.float64)
         if r.shape != c.shape:
             return float("inf")
-        if r.size == 0:
+        finite = np.isfinite(r) & np.isfinite(c)  # NaN and Inf are counted apart (Metrics.nonfinite)
+        if not finite.any():
             return 0.0
+        r, c = r[finite], c[finite]
         excess = np.abs(c - r) - (self.atol + self.rtol * np.abs(r))
         return float(np.nan_to_num(excess, nan=np.inf).max())
 

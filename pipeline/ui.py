@@ -59,7 +59,12 @@ def echo_parity(report: ParityReport, where: str, echo: Callable[[str], None] = 
         colour = {"pass": "green", "fail": "red", "error": "red"}.get(r.status, "yellow")
         status = click.style(f"{r.status:<11}", fg=colour)
         m = r.metrics
-        numbers = f"max abs {m.max_abs:.2e}  cosine {m.cosine:.6f}" if m else (r.message or "")
+        numbers = (
+            f"max abs {m.max_abs:.2e}  cosine {m.cosine:.6f}"
+            + (f"  non-finite {m.nonfinite}" if m.nonfinite else "")
+            if m
+            else (r.message or "")
+        )
         echo(f"  {r.artifact:<{width}}  {r.runtime:<18} {r.device:<4} {r.precision:<7} {status} {numbers}")
         if m and r.message:
             echo(f"  {'':<{width}}  {r.message}")

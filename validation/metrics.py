@@ -10,7 +10,11 @@ import numpy as np
 
 from onnxpipe.models.spec import Tolerance
 
-__all__ = ["HISTOGRAM_EDGES", "Metrics", "compare", "error_histogram", "fmt", "worst"]
+__all__ = ["HISTOGRAM_EDGES", "Metrics", "compare", "error_histogram", "fmt", "nonfinite_report", "worst"]
+
+
+#: Metrics are clamped to the largest finite float: a report is strict JSON, never ``inf``.
+_LARGEST = float(np.finfo(np.float64).max)
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,10 @@ class Metrics:
         snr_db: ``10 log10(sum r^2 / sum (c - r)^2)``; ``None`` when the outputs are identical.
         top1_agreement: Fraction of samples whose argmax over the last axis agrees; ``None`` for
             outputs that are not ``[batch, classes]`` scores.
-        nonfinite: Count of NaN/Inf values in the candidate.
+        nonfinite: Count of NaN/Inf values in the candidate where the reference has a finite value
+            (or another non-finite one); the other metrics are over the positions where both are
+            finite, so they stay numbers.
+        nonfinite_at: Index of the first of them (``None`` when there are none).
     """
 
     max_abs: float
@@ -36,6 +43,7 @@ class Metrics:
     snr_db: float | None
     top1_agreement: float | None
     nonfinite: int = 0
+    nonfinite_at: list[int] | None = None
 
     def to_dict(self) -> dict[str, float | int | None]:
         """JSON-ready form."""
@@ -45,7 +53,8 @@ class Metrics:
         """Human-readable reasons this result fails ``tol`` (empty when it passes)."""
         out = []
         if self.nonfinite:
-            out.append(f"{self.nonfinite} non-finite values")
+            at = f", the first at {self.nonfinite_at}" if self.nonfinite_at is not None else ""
+            out.append(f"{self.nonfinite} non-finite values (NaN or Inf){at}")
         if bound_excess > 0:
             out.append(f"max abs {self.max_abs:.3g} exceeds atol {tol.atol:g} + rtol {tol.rtol:g}·|ref|")
         if self.cosine < tol.min_cosine:
@@ -70,32 +79,56 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> Metrics:
     c = np.asarray(candidate, dtype=np.float64)
     if r.shape != c.shape:
         raise ValueError(f"shape {list(c.shape)} differs from the reference's {list(r.shape)}")
-    nonfinite = int(np.size(c) - np.isfinite(c).sum())
-    c = np.nan_to_num(c, nan=0.0, posinf=0.0, neginf=0.0) if nonfinite else c
+    if r.size == 0:
+        return Metrics(0.0, 0.0, 0.0, 1.0, None, None)
+    finite = np.isfinite(r) & np.isfinite(c)
+    same = (r == c) | (np.isnan(r) & np.isnan(c))  # the same Inf, or NaN on both sides, agree
+    bad = ~finite & ~same
+    nonfinite = int(bad.sum())
+    nonfinite_at = [int(i) for i in np.argwhere(bad)[0]] if nonfinite else None
+    if not finite.all():  # judged apart (``nonfinite``): the other metrics are over finite positions
+        r, c = np.where(finite, r, 0.0), np.where(finite, c, 0.0)
     diff = np.abs(c - r)
-    scale = float(np.abs(r).max()) if r.size else 0.0
-    max_abs = float(diff.max()) if r.size else 0.0
-    max_rel = float((diff / (np.abs(r) + 1e-3 * scale + 1e-30)).max()) if r.size else 0.0
+    scale = float(np.abs(r).max())
+    max_abs = float(diff.max())
+    max_rel = float(np.minimum(diff / (np.abs(r) + 1e-3 * scale + 1e-30), _LARGEST).max())
     rows_r = r.reshape(r.shape[0], -1) if r.ndim else r.reshape(1, -1)
     rows_c = c.reshape(rows_r.shape)
+    both = max(scale, float(np.abs(c).max()))
+    if both > 0:  # cosine does not depend on scale; dividing first keeps squares of 1e300 finite
+        rows_r, rows_c = rows_r / both, rows_c / both
     norms = np.linalg.norm(rows_r, axis=1) * np.linalg.norm(rows_c, axis=1)
     dots = (rows_r * rows_c).sum(axis=1)
     same = np.all(rows_r == rows_c, axis=1)
     cos = np.where(same, 1.0, np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), 0.0))
     noise = float((diff**2).sum())
-    snr = None if noise == 0 else 10 * math.log10(max(float((r**2).sum()), 1e-300) / noise)
+    power = min(max(float((r**2).sum()), 1e-300), _LARGEST)
+    snr = None if noise == 0 else 10 * math.log10(power / min(noise, _LARGEST))
     top1 = None
     if r.ndim == 2 and r.shape[1] > 1:
         top1 = float((r.argmax(axis=1) == c.argmax(axis=1)).mean())
     return Metrics(
         max_abs=max_abs,
         max_rel=max_rel,
-        mean_abs=float(diff.mean()) if r.size else 0.0,
-        cosine=float(cos.min()) if cos.size else 1.0,
+        mean_abs=float(diff.mean()),
+        cosine=float(np.clip(cos.min(), -1.0, 1.0)) if cos.size else 1.0,
         snr_db=snr,
         top1_agreement=top1,
         nonfinite=nonfinite,
+        nonfinite_at=nonfinite_at,
     )
+
+
+def nonfinite_report(outputs: dict[str, np.ndarray]) -> str | None:
+    """Where ``outputs`` (name -> array, rows first) hold NaN or Inf: count and first index per output."""
+    found = []
+    for name, value in outputs.items():
+        bad = ~np.isfinite(np.asarray(value, dtype=np.float64))
+        if bad.any():
+            found.append(
+                f"{int(bad.sum())} in output {name!r} (the first at {[int(i) for i in np.argwhere(bad)[0]]})"
+            )
+    return "; ".join(found) or None
 
 
 #: log10 bin edges of the absolute-error histogram: 1e-9 .. 1e1, half a decade per bin.
@@ -125,4 +158,5 @@ def worst(metrics: list[Metrics]) -> Metrics:
         snr_db=min(snrs) if snrs else None,
         top1_agreement=min(top1s) if top1s else None,
         nonfinite=sum(m.nonfinite for m in metrics),
+        nonfinite_at=next((m.nonfinite_at for m in metrics if m.nonfinite_at is not None), None),
     )

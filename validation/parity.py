@@ -28,7 +28,7 @@ from onnxpipe.models.spec import Tolerance
 from onnxpipe.validation.edge import EdgeReadiness
 from onnxpipe.validation.inputs import InputConfig, ValidationInputs, build_inputs
 from onnxpipe.validation.locate import LocateReport
-from onnxpipe.validation.metrics import Metrics, compare, error_histogram, worst
+from onnxpipe.validation.metrics import Metrics, compare, error_histogram, nonfinite_report, worst
 from onnxpipe.validation.runtimes import RUNTIMES, RUNTIMES_BY_FORMAT, get_runtime
 from onnxpipe.validation.runtimes.base import ArtifactNotLoadable
 
@@ -289,6 +289,16 @@ def _cat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
+def _repeat_noise(again: np.ndarray, first: np.ndarray) -> float:
+    """Largest difference between two runs of the same batch; equal non-finite values count as equal."""
+    a, b = np.asarray(again, np.float64), np.asarray(first, np.float64)
+    if not a.size:
+        return 0.0
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    diff = np.where(same, 0.0, np.abs(a - b))
+    return float(np.where(np.isfinite(diff), diff, 0.0).max())
+
+
 def execute(runtime: Any, inputs: ValidationInputs, config: InputConfig) -> Execution:
     """Run a loaded runtime on all inputs at the main batch, the first batch again, and the sweep.
 
@@ -309,7 +319,7 @@ def execute(runtime: Any, inputs: ValidationInputs, config: InputConfig) -> Exec
     n = len(inputs)
     main = _cat([_padded(call, inputs, i, min(i + batch, n), static) for i in range(0, n, batch)])
     again = _padded(call, inputs, 0, min(batch, n), static)
-    noise = max(float(np.abs(again[k].astype(np.float64) - main[k][: len(again[k])]).max()) for k in main)
+    noise = max(_repeat_noise(again[k], main[k][: len(again[k])]) for k in main)
     sweeps = {}
     k = min(config.sweep_inputs, n)
     for size in [static] if static else config.sweep:
@@ -483,6 +493,15 @@ def validate(
             reference.path, f"the reference does not run on {ref_runtime.name}{note}: {type(e).__name__}: {e}"
         ) from e
     ref_seconds = time.perf_counter() - t0
+    for group, (a, b) in inputs.groups.items():
+        where = nonfinite_report({k: v[a:b] for k, v in ref.main.items()})
+        if where:  # nothing can be judged against a NaN
+            raise InputFileError(
+                reference.path,
+                f"the reference gives non-finite values (NaN or Inf) on the {group!r} inputs: {where} "
+                "(row numbers within the group); nothing can be judged against them. Check the model's "
+                "weights and inputs" + (" (--no-edge leaves out the edge cases)" if group == "edge" else ""),
+            )
     by_label = {a.label: a for a in (reference, *candidates)}
     primary: dict[str, Execution] = {reference.label: ref}  # first cpu execution of each artifact
     cpu_runs: dict[tuple[str, str], Execution] = {(reference.label, ref_runtime.name): ref}
