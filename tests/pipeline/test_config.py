@@ -35,3 +35,30 @@ def test_missing_and_invalid_files(tmp_path):
     (tmp_path / "bad.toml").write_text("[train\n")
     with pytest.raises(InputFileError, match="not valid TOML"):
         load_config(tmp_path / "bad.toml")
+
+
+def test_every_key_is_checked_against_its_type_and_every_bad_one_named_at_once(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[train]\nepochs = "x"\nlr = true\n\n[convert]\nprecisions = "fp32"\n\n'
+        '[validate]\nrandom = 1.5\ndevices = ["cpu", 3]\n\n[export]\nopset = "18"\n'
+    )
+    with pytest.raises(UsageError) as caught:
+        load_config(path)
+    said = str(caught.value)
+    for problem in (
+        '[train]: epochs: expected an integer, got "x"; lr: expected a number, got true',
+        '[convert]: precisions: expected a list of strings, got "fp32"',  # not "unknown precision 'f'"
+        "[validate]: random: expected an integer, got 1.5; devices: expected a list of strings (not 3)",
+        '[export]: opset: expected an integer, got "18"',
+    ):
+        assert problem in said, said
+    path.write_text("[train]\nepochs = 0\n")  # the right type, out of range
+    with pytest.raises(UsageError, match=r"\[train\]: epochs: got 0, expected an integer >= 1"):
+        load_config(path)
+    path.write_text('[validate]\nuser = {path = "s.npz", mean = [0.5], std = [0.25]}\nlabels = "l.txt"\n')
+    cfg = load_config(path)
+    assert (cfg.validate.inputs.user.path, cfg.validate.inputs.user.std) == ("s.npz", (0.25,))
+    path.write_text("[convert]\ncalibration = 3\n")
+    with pytest.raises(UsageError, match=r"calibration: expected a path, or a table"):
+        load_config(path)
