@@ -48,6 +48,32 @@ def run_validation(
     return report.passed
 
 
+def _report_folder(reference: Path, candidates: tuple[Path, ...]) -> Path:
+    """Where a report goes without --out.
+
+    Beside the reference, unless that is a run directory and a candidate is not one of its
+    artifacts: the run's own report is then left as it is, and the report goes to a folder beside
+    the run (``RUN-vs-CANDIDATE``).
+    """
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.ui import say
+
+    folder = reference.parent
+    run = RunDir(folder)
+    if not run.manifest_path.is_file():
+        return folder
+    own = set(run.manifest().artifacts) | {run.checkpoint.name}
+    foreign = [c for c in candidates if c.resolve().parent != folder.resolve() or c.name not in own]
+    if not foreign:
+        return folder
+    target = folder.parent / f"{folder.resolve().name}-vs-{foreign[0].stem}"
+    say(
+        f"{foreign[0]} is not an artifact of the run {folder}: the report goes to {target} "
+        "(the run's own report is left as it is)"
+    )
+    return target
+
+
 def _trust_run_class(run, class_ref: str, user: dict) -> None:
     """Allow rebuilding the run's imported checkpoint with ``class_ref``, if it is the one it names."""
     from onnxpipe.models.checkpoint import load_checkpoint
@@ -229,7 +255,9 @@ def command(
         ref, cands = run_dir_artifacts(RunDir(run_dir))
         out = out or run_dir
     elif reference and candidates:
-        out = out or (Path("runs") / reference.resolve().name if hf else reference.parent)
+        out = out or (
+            Path("runs") / reference.resolve().name if hf else _report_folder(reference, candidates)
+        )
     else:
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
     with RunDir(out).lock():

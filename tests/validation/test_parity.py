@@ -306,3 +306,31 @@ def test_your_inputs_are_the_first_group_from_an_npz_or_a_folder_of_npy(cnn_copy
     np.save(folder / "input.npy", samples[:12] * 0.5)
     proc = onnxpipe("validate", str(cnn_copy), "--inputs", str(folder), "--devices", "cpu", "--random", "8")
     assert proc.returncode == 0 and "up to date" not in proc.stdout + proc.stderr
+
+
+def test_a_candidate_from_elsewhere_never_replaces_the_run_s_own_report(cnn_copy, tmp_path):
+    from tests.conftest import onnxpipe
+
+    before = (cnn_copy / "parity.json").read_bytes()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(cnn_copy / "model_fp32.tflite", elsewhere / "other.tflite")
+    proc = onnxpipe(
+        "validate", "--reference", str(cnn_copy / "model.onnx"), "--candidate", str(elsewhere / "other.tflite"),
+        "--devices", "cpu", "--runtimes", "onnxruntime,ai-edge-litert",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (cnn_copy / "parity.json").read_bytes() == before
+    target = cnn_copy.parent / f"{cnn_copy.name}-vs-other"
+    assert (
+        "is not an artifact of the run" in proc.stdout + proc.stderr
+        and str(target) in proc.stdout + proc.stderr
+    )
+    report = json.loads((target / "parity.json").read_text())
+    assert {r["artifact"] for r in report["results"]} == {"other.tflite"}
+    # The run's own artifacts still go to the run's report.
+    proc = onnxpipe(
+        "validate", "--reference", str(cnn_copy / "model.onnx"), "--candidate", str(cnn_copy / "model_fp16.tflite"),
+        "--devices", "cpu", "--runtimes", "onnxruntime,ai-edge-litert",
+    )  # fmt: skip
+    assert proc.returncode == 0 and (cnn_copy / "parity.json").read_bytes() != before
