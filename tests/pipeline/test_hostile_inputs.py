@@ -438,6 +438,285 @@ CASES = [
 ]
 
 
+def _npz(tmp: Path, name: str, **arrays) -> Path:
+    np.savez(tmp / name, **arrays)
+    return tmp / name
+
+
+def _digits(n: int = 4, dtype="float32", shape=(1, 8, 8)) -> np.ndarray:
+    return np.random.default_rng(0).uniform(0, 1, (n, *shape)).astype(dtype)
+
+
+def _images(tmp: Path, name: str, broken: bool = False) -> Path:
+    from PIL import Image
+
+    folder = tmp / name
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    if broken:
+        _write(folder / "3.png", b"not a png at all")
+    return folder
+
+
+def _matmul_onnx(tmp: Path, name: str, nan: bool = False) -> Path:
+    w = np.ones((4, 3), np.float32)
+    if nan:
+        w[0, 0] = np.nan
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 3])
+    nodes = [helper.make_node("MatMul", ["input", "w"], ["out"])]
+    return _onnx_with(tmp, name, nodes, [x], [y], [numpy_helper.from_array(w, "w")])
+
+
+def _expand_onnx(tmp: Path) -> Path:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 1])
+    shape = helper.make_tensor_value_info("shape", TensorProto.INT64, [3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["a", "b", "c"])
+    return _onnx_with(
+        tmp, "expand.onnx", [helper.make_node("Expand", ["x", "shape"], ["y"])], [x, shape], [y]
+    )
+
+
+def _inputs(run: Path, *extra: str) -> list[str]:
+    return ["validate", str(run), "--devices", "cpu", *extra]
+
+
+YOUR_DATA_AND_CONFIG_TYPES = [
+    # --- your data (--inputs, --calibration, --labels), refused before anything runs
+    Case(
+        "inputs of the wrong shape",
+        lambda t, r: _inputs(r, "--inputs", str(_npz(t, "s.npz", input=_digits(shape=(1, 8, 9))))),
+        2,
+        r"'input': shape \[4, 1, 8, 9\], expected \['N', 1, 8, 8\] \(N: samples\)",
+    ),
+    Case(
+        "inputs of the wrong dtype",
+        lambda t, r: _inputs(r, "--inputs", str(_npz(t, "s.npz", input=_digits(dtype="float64")))),
+        2,
+        r"'input': dtype float64, expected float32",
+    ),
+    Case(
+        "inputs with an unknown array",
+        lambda t, r: _inputs(r, "--inputs", str(_npz(t, "s.npz", input=_digits(), other=_digits()))),
+        2,
+        r"'other' is not an input of the model",
+    ),
+    Case(
+        "inputs missing",
+        lambda t, r: _inputs(r, "--inputs", str(t / "none.npz")),
+        2,
+        r"none\.npz: no such file or folder",
+    ),
+    Case(
+        "inputs that are not NumPy",
+        lambda t, r: _inputs(r, "--inputs", str(_write(t / "g.npz", os.urandom(512)))),
+        2,
+        r"g\.npz: not a NumPy array file",
+    ),
+    Case(
+        "inputs folder with nothing to read",
+        lambda t, r: ((t / "empty").mkdir(), _inputs(r, "--inputs", str(t / "empty")))[1],
+        2,
+        r"empty: holds no \.npy or \.npz files, nor images",
+    ),
+    Case(
+        "inputs folder with a broken image",
+        lambda t, r: _inputs(r, "--inputs", str(_images(t, "imgs", broken=True))),
+        2,
+        r"3\.png: not a readable image",
+    ),
+    Case(
+        "images for a model that takes no image",
+        lambda t, r: [
+            "validate",
+            "--reference",
+            str(_matmul_onnx(t, "m.onnx")),
+            "--candidate",
+            str(t / "m.onnx"),
+            "--out",
+            str(t),
+            "--inputs",
+            str(_images(t, "imgs")),
+        ],
+        2,
+        r"images feed a model with one float input",
+    ),
+    Case(
+        "an image size that contradicts the model's",
+        lambda t, r: _inputs(r, "--inputs", str(_images(t, "imgs")), "--image-size", "12"),
+        2,
+        r"--image-size 12: 'input' takes images of \[8, 8\] exactly",
+    ),
+    Case(
+        "text for a model that takes no tokens",
+        lambda t, r: _inputs(r, "--inputs", str(_write(t / "l.txt", b"the cat sat\n"))),
+        2,
+        r"l\.txt: text feeds a model that takes input_ids",
+    ),
+    Case(
+        "labels that are not one per sample",
+        lambda t, r: _inputs(
+            r,
+            "--inputs",
+            str(_npz(t, "s.npz", input=_digits())),
+            "--labels",
+            str(_write(t / "l.txt", b"1\n2\n")),
+        ),
+        2,
+        r"l\.txt: 2 labels for 4 samples",
+    ),
+    Case(
+        "labels that are not integers",
+        lambda t, r: _inputs(
+            r,
+            "--inputs",
+            str(_npz(t, "s.npz", input=_digits())),
+            "--labels",
+            str(_write(t / "l.txt", b"a b c d")),
+        ),
+        2,
+        r"l\.txt: not integer labels",
+    ),
+    Case(
+        "labels without inputs",
+        lambda t, r: _inputs(r, "--labels", str(_write(t / "l.txt", b"1\n"))),
+        2,
+        r"--labels: give the samples they label with --inputs",
+    ),
+    Case(
+        "image normalisation without images",
+        lambda t, r: _inputs(r, "--mean", "0.5"),
+        2,
+        r"--mean/--std: they normalise images given with --inputs",
+    ),
+    Case(
+        "a shape input with no values",
+        lambda t, r: ["convert", str(_expand_onnx(t)), "--out", str(t)],
+        2,
+        r"input 'shape' \(int64 \[3\]\) carries a shape, a size or axes: it feeds Expand's input 1",
+    ),
+    Case(
+        "int8 with nothing to calibrate on",
+        lambda t, r: ["convert", str(_matmul_onnx(t, "m.onnx")), "--out", str(t), "--precision", "int8"],
+        2,
+        r"int8 needs calibration samples, and this model has no bundled dataset",
+    ),
+    Case(
+        "calibration samples that do not fit",
+        lambda t, r: [
+            "convert",
+            str(_matmul_onnx(t, "m.onnx")),
+            "--out",
+            str(t),
+            "--precision",
+            "int8",
+            "--calibration",
+            str(_npz(t, "c.npz", input=np.zeros((4, 5), np.float32))),
+        ],
+        2,
+        r"c\.npz: does not fit the model: 'input': shape \[4, 5\], expected \['N', 4\]",
+    ),
+    Case(
+        "run with inputs that do not fit, before training",
+        lambda t, r: [
+            "run",
+            "--out",
+            str(t / "run"),
+            "--inputs",
+            str(_npz(t, "s.npz", input=_digits(shape=(3, 8, 8)))),
+        ],
+        2,
+        r"'input': shape \[4, 3, 8, 8\], expected \['N', 1, 8, 8\]",
+    ),
+    Case(
+        "bench with inputs that do not fit",
+        lambda t, r: ["bench", str(r), "--inputs", str(_npz(t, "s.npz", input=_digits(dtype="int64")))],
+        2,
+        r"'input': dtype int64, expected float32",
+    ),
+    # --- NaN and Inf
+    Case(
+        "a reference whose outputs are NaN",
+        lambda t, r: [
+            "validate",
+            "--reference",
+            str(_matmul_onnx(t, "nan.onnx", nan=True)),
+            "--candidate",
+            str(_matmul_onnx(t, "ok.onnx")),
+            "--out",
+            str(t),
+            "--devices",
+            "cpu",
+        ],
+        2,
+        r"nan\.onnx: the reference gives non-finite values \(NaN or Inf\) on the 'random' inputs: \d+ in output 'out'",
+    ),
+    # --- configuration values of the wrong type
+    Case(
+        "config epochs as a string",
+        lambda t, r: _config(t, '[train]\nepochs = "x"\n'),
+        2,
+        r'\[train\]: epochs: expected an integer, got "x"',
+    ),
+    Case(
+        "config learning rate as a boolean",
+        lambda t, r: _config(t, "[train]\nlr = true\n"),
+        2,
+        r"\[train\]: lr: expected a number, got true",
+    ),
+    Case(
+        "config precisions as a string",
+        lambda t, r: _config(t, '[convert]\nprecisions = "fp32"\n'),
+        2,
+        r'\[convert\]: precisions: expected a list of strings, got "fp32"',
+    ),
+    Case(
+        "config opset as a string",
+        lambda t, r: _config(t, '[export]\nopset = "18"\n'),
+        2,
+        r'\[export\]: opset: expected an integer, got "18"',
+    ),
+    Case(
+        "config random inputs as a fraction",
+        lambda t, r: _config(t, "[validate]\nrandom = 1.5\n"),
+        2,
+        r"\[validate\]: random: expected an integer, got 1\.5",
+    ),
+    Case(
+        "config devices with a number",
+        lambda t, r: _config(t, '[validate]\ndevices = ["cpu", 3]\n'),
+        2,
+        r"\[validate\]: devices: expected a list of strings \(not 3\)",
+    ),
+    Case(
+        "config section as a value",
+        lambda t, r: _config(t, "train = 3\n"),
+        2,
+        r"\[train\]: expected a table, got int",
+    ),
+    Case(
+        "config epochs out of range",
+        lambda t, r: _config(t, "[train]\nepochs = 0\n"),
+        2,
+        r"\[train\]: epochs: got 0, expected an integer >= 1",
+    ),
+    Case(
+        "config calibration as a number",
+        lambda t, r: _config(t, "[convert]\ncalibration = 3\n"),
+        2,
+        r"\[convert\]: calibration: expected a path, or a table",
+    ),
+    Case(
+        "config nproc as a list",
+        lambda t, r: _config(t, "[train]\nnproc = [2]\n"),
+        2,
+        r"\[train\]: nproc: expected an integer, got \[2\]",
+    ),
+]
+CASES += YOUR_DATA_AND_CONFIG_TYPES
+
+
 def _mlp_tflite(tmp: Path) -> Path:
     """A TFLite file of a 2-D model: its [batch, 64] input fits no layout of the CNN's [batch, 1, 8, 8]."""
     import tensorflow as tf
@@ -471,7 +750,7 @@ def test_hostile_input(case: Case, cnn_run: Path, tmp_path: Path):
 def test_catalogue_is_large_and_documented():
     from tests.conftest import ROOT
 
-    assert len(CASES) >= 30
+    assert len(CASES) >= 80
     assert len({c.name for c in CASES}) == len(CASES)
     assert f"{len(CASES)} hostile inputs" in (ROOT / "README.md").read_text()
     json.dumps([c.name for c in CASES])
