@@ -170,6 +170,25 @@ def _tail(data: bytes, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _prctl():
+    """Libc's ``prctl``, looked up in the parent (no dynamic loading in a forked child); ``None`` off Linux."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``)."""
+    if _PRCTL is not None:  # elsewhere the worker ends when its pipe does
+        _PRCTL(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 class Worker:
     """A worker process and its channel, seen from the parent. Use as a context manager.
 
@@ -223,13 +242,19 @@ class Worker:
             stderr=self._log,
             cwd=self.cwd,
             env=None if self.env is None else dict(self.env),
-            preexec_fn=self._limit if self.max_memory else None,
+            preexec_fn=self._in_child,
         )
         os.set_blocking(self._proc.stdout.fileno(), False)
 
-    def _limit(self) -> None:
-        """In the child, before it runs: cap its address space."""
-        resource.setrlimit(resource.RLIMIT_AS, (self.max_memory, self.max_memory))
+    def _in_child(self) -> None:
+        """In the child, before it runs: die with this process, and cap its address space.
+
+        A worker whose onnxpipe was killed (SIGKILL, the OOM killer) would otherwise go on writing
+        into a run directory the next onnxpipe has taken over.
+        """
+        _die_with_parent()
+        if self.max_memory:
+            resource.setrlimit(resource.RLIMIT_AS, (self.max_memory, self.max_memory))
 
     def _wait(self, timeout_s: float | None = None) -> int:
         """Reap the process (``os.wait4``: its peak memory comes with its status); its exit code.

@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,32 @@ def tool_versions(names: Iterable[str] = _TOOLS) -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+#: Names of what onnxpipe writes half-way: atomic writes (``.NAME.tmp-1a2b3c4d``, ``.NAME.old-...``)
+#: and the conversion routes' working folders (``.onnx2tf-k3j_x9q1``, ``.onnx2tf-static-...``).
+_TEMPORARY = re.compile(r"^\..+\.(tmp|old)-[0-9a-f]{8}$|^\.(onnx2tf|onnx-tf|litert)[a-z0-9-]*-[a-z0-9_]{8}$")
+
+
+def remove_stale_temporaries(folder: Path) -> list[str]:
+    """Remove what a killed onnxpipe left half-written in ``folder`` and its route subfolders.
+
+    Only names onnxpipe gives its temporaries are touched; call it holding the folder's lock.
+
+    Returns:
+        The paths removed, relative to ``folder``.
+    """
+    import shutil
+
+    removed = []
+    for sub in [folder, *sorted(p for p in (folder / "backends").glob("*") if p.is_dir())]:
+        for p in sorted(sub.iterdir()):
+            if _TEMPORARY.match(p.name):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(
+                    missing_ok=True
+                )
+                removed.append(str(p.relative_to(folder)))
+    return removed
 
 
 @dataclass
@@ -170,6 +197,19 @@ class RunDir:
                 break
             os.close(fd)  # the holder removed the file between our open and our lock: take the new one
         try:
+            previous = os.read(fd, 200).decode(errors="replace").strip()
+            if (
+                previous
+            ):  # its holder ended without releasing it: killed (SIGKILL, the OOM killer, a CI timeout)
+                from onnxpipe.pipeline.ui import say
+
+                removed = remove_stale_temporaries(self.path)
+                say(
+                    f"{self.path}: taking over from {previous}, which ended without releasing it"
+                    + (f"; removed what it left half-written: {', '.join(removed)}" if removed else "")
+                )
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
             since = dt.datetime.now().isoformat(timespec="seconds")
             os.write(fd, f"onnxpipe pid {os.getpid()} since {since}".encode())
             yield self

@@ -86,3 +86,45 @@ def test_rerun_skips_up_to_date_stages_and_status_says_why_others_are_stale(cnn_
     assert "export: up to date" in proc.stderr
     proc = onnxpipe("export", str(cnn_copy), "--opset", "17", "--force", check=True)
     assert "up to date" not in proc.stderr
+
+
+KILL_POINTS = {
+    # command -> what shows the stage is at work (a glob in the run directory), before SIGKILL
+    "train": (["train", "--model", "cnn"], ".lock"),
+    "export": (["export"], ".model.onnx.tmp-*"),
+    "convert": (["convert", "model.onnx", "--backend", "onnx2tf"], ".onnx2tf-*/out"),
+    "validate": (["validate", "--devices", "cpu"], ".lock"),
+}
+
+
+@pytest.mark.parametrize("stage", list(KILL_POINTS))
+def test_a_run_killed_with_sigkill_completes_when_run_again(cnn_copy, stage):
+    args, at_work = KILL_POINTS[stage]
+    if stage == "train":
+        argv = [*args, "--out", str(cnn_copy), "--epochs", "3", "--force"]
+    elif stage == "convert":
+        argv = [args[0], str(cnn_copy / args[1]), *args[2:], "--out", str(cnn_copy), "--force"]
+    else:
+        argv = [*args, str(cnn_copy), "--force"]
+    before = _hashes(cnn_copy)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "onnxpipe.pipeline", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not list(cnn_copy.glob(at_work)) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(0.5 if at_work == ".lock" else 0.0)  # into the stage's work
+    assert proc.poll() is None, "it finished before it could be killed"
+    proc.kill()  # SIGKILL: no handler runs, nothing is cleaned up by the process itself
+    proc.communicate(timeout=60)
+    assert _hashes(cnn_copy) == before  # every artifact, report and the manifest as they were
+    assert (cnn_copy / ".lock").read_text().startswith(f"onnxpipe pid {proc.pid}")  # left by the dead holder
+    again = onnxpipe(*argv)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"taking over from onnxpipe pid {proc.pid}" in again.stderr
+    left = list(cnn_copy.rglob(".*"))
+    assert not left, f"left behind: {left}"
