@@ -62,6 +62,26 @@ def tool_versions(names: Iterable[str] = _TOOLS) -> dict[str, str | None]:
     return out
 
 
+#: Names onnxpipe writes in a run directory (besides ``model_*.tflite`` and ``model_*.onnx``).
+OUR_NAMES = frozenset(
+    {
+        "checkpoint.pt",
+        "manifest.json",
+        "config.json",
+        "model.onnx",
+        "saved_model",
+        "parity.json",
+        "parity.md",
+        "report.html",
+        "bench.json",
+        "bench.md",
+        "backends",
+        "backends.json",
+        "backends.md",
+    }
+)
+_OUR_PATTERN = re.compile(r"^model_[A-Za-z0-9_]+\.(tflite|onnx)$")
+
 #: Names of what onnxpipe writes half-way: atomic writes (``.NAME.tmp-1a2b3c4d``, ``.NAME.old-...``)
 #: and the conversion routes' working folders (``.onnx2tf-k3j_x9q1``, ``.onnx2tf-static-...``).
 _TEMPORARY = re.compile(r"^\..+\.(tmp|old)-[0-9a-f]{8}$|^\.(onnx2tf|onnx-tf|litert)[a-z0-9-]*-[a-z0-9_]{8}$")
@@ -219,6 +239,41 @@ class RunDir:
             os.close(fd)
             if created and not any(self.path.iterdir()):
                 self.path.rmdir()  # nothing was written: leave no empty run directory behind
+
+    def is_run_dir(self) -> bool:
+        """Whether onnxpipe made this folder: its ``manifest.json`` is an onnxpipe manifest."""
+        if not self.manifest_path.is_file():
+            return False
+        try:
+            Manifest.read(self.manifest_path)
+        except InputFileError:
+            return False
+        return True
+
+    def claim(self, reading: Iterable[Path] = (), force: bool = False) -> None:
+        """Refuse to write into a folder that holds files with onnxpipe's names it did not write.
+
+        A run directory (:meth:`is_run_dir`), a new folder and one without such files can be
+        written. ``reading``: the files the command reads (an ONNX file converted in place is not
+        replaced). ``force`` writes anyway.
+
+        Raises:
+            InputFileError: The folder is not a run directory and holds files onnxpipe would replace.
+        """
+        if force or not self.path.is_dir() or self.is_run_dir():
+            return
+        read = {Path(p).resolve() for p in reading}
+        taken = sorted(
+            p.name
+            for p in self.path.iterdir()
+            if (p.name in OUR_NAMES or _OUR_PATTERN.match(p.name)) and p.resolve() not in read
+        )
+        if taken:
+            raise InputFileError(
+                self.path,
+                f"is not an onnxpipe run directory, and holds {', '.join(taken)}, which onnxpipe would "
+                "replace; refused (give --out a new or empty folder, or --force to replace them)",
+            )
 
     def manifest(self) -> Manifest:
         """The manifest, or an empty one.

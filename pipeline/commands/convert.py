@@ -297,6 +297,7 @@ def command(
     elif source.is_dir():
         source = resolve_checkpoint(source)
     out = out or source.parent
+    RunDir(out).claim(reading=[source], force=force)  # never over files onnxpipe did not write
     with RunDir(out).lock():
         if user["model_class"] is not None or hf:
             source = import_user_model(source, out, dict(user))

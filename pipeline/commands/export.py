@@ -29,7 +29,8 @@ def command(
 
     The file is kept only if onnx.checker, shape inference and an ONNX Runtime vs PyTorch check pass.
     With --model-class, SOURCE is your model's state dict (.pt or .safetensors): it is imported as
-    checkpoint.pt beside the ONNX file first.
+    checkpoint.pt beside the ONNX file first. Into a folder that is not an onnxpipe run directory
+    (and not empty), only the ONNX file is written: nothing of yours beside it is touched.
 
     Examples:
       onnxpipe export runs/cnn --opset 18
@@ -56,10 +57,29 @@ def command(
         ckpt = resolve_checkpoint(source)
         dest = out or ckpt.parent / "model.onnx"
     options = ExportOptions(opset=opset, exporter=exporter)
-    with RunDir(dest.parent).lock():
-        if user["model_class"] is not None or hf:
-            ckpt = import_user_model(source, dest.parent, dict(user))
-        say(f"export {ckpt} -> {dest}")
-        art = export_stage(ckpt, dest, options, force, say)
+    folder = dest.parent
+    if folder.is_dir() and any(folder.iterdir()) and not RunDir(folder).is_run_dir():
+        # A folder of the user's: FILE is written there and nothing beside it (the checkpoint an
+        # import makes and the manifest stay in a temporary run directory).
+        import shutil
+        import tempfile
+
+        from onnxpipe.models.fs import atomic_path
+
+        with tempfile.TemporaryDirectory(prefix="onnxpipe-export-") as tmp, RunDir(Path(tmp)).lock():
+            if user["model_class"] is not None or hf:
+                ckpt = import_user_model(source, Path(tmp), dict(user))
+            say(
+                f"export {ckpt} -> {dest} ({folder} is not an onnxpipe run directory: only {dest.name} is written there)"
+            )
+            art = export_stage(ckpt, Path(tmp) / dest.name, options, True, say)
+            with atomic_path(dest) as tmp_dest:
+                shutil.move(art.path, tmp_dest)
+    else:
+        with RunDir(folder).lock():
+            if user["model_class"] is not None or hf:
+                ckpt = import_user_model(source, folder, dict(user))
+            say(f"export {ckpt} -> {dest}")
+            art = export_stage(ckpt, dest, options, force, say)
     worst = max(art.extra["ort_vs_torch_max_abs"].values())
     click.echo(f"onnx: {dest}  (opset {art.extra['opset']}, ONNX Runtime vs PyTorch max abs {worst:.2e})")

@@ -121,6 +121,7 @@ def command(
     out = out or Path("runs") / (Path(model).resolve().name if folder else model)
     run = RunDir(out)
     timings = {}
+    run.claim(force=force)  # never over files onnxpipe did not write
     with run.lock():
         resolved = json.loads(json.dumps(cfg.to_dict()))
         if folder:  # imported, not trained: no train section to mislead

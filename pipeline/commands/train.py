@@ -84,5 +84,6 @@ def command(
     out = out or Path("runs") / model
     config = TrainConfig(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, nproc=nproc)
     config.resolved()  # a bad name or value fails before the run directory is created
+    RunDir(out).claim(force=force)  # never over files onnxpipe did not write
     with RunDir(out).lock():
         run_training(model, out, config, force)

@@ -260,6 +260,7 @@ def command(
         )
     else:
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
+    RunDir(out).claim(reading=[p for p in (reference, *candidates) if p], force=force)
     with RunDir(out).lock():
         if not run_dir:
             if class_ref is not None or hf:

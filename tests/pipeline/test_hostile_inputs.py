@@ -635,6 +635,34 @@ YOUR_DATA_AND_CONFIG_TYPES = [
         2,
         r"'input': dtype int64, expected float32",
     ),
+    # --- files that are not onnxpipe's
+    Case(
+        "convert into a folder holding the user's own tflite",
+        lambda t, r: (
+            _write(t / "model_fp16.tflite", b"the user's"),
+            ["convert", str(_matmul_onnx(t, "m.onnx")), "--out", str(t)],
+        )[1],
+        2,
+        r"is not an onnxpipe run directory, and holds model_fp16\.tflite, which onnxpipe would replace",
+    ),
+    Case(
+        "train into a folder holding the user's own checkpoint",
+        lambda t, r: (
+            _write(t / "checkpoint.pt", b"the user's"),
+            ["train", "--model", "mlp", "--out", str(t), "--epochs", "1"],
+        )[1],
+        2,
+        r"holds checkpoint\.pt, which onnxpipe would replace; refused",
+    ),
+    Case(
+        "validate into a folder holding the user's own report",
+        lambda t, r: (
+            _write(t / "parity.json", b"{}"),
+            ["validate", "--reference", str(_matmul_onnx(t, "m.onnx")), "--candidate", str(t / "m.onnx")],
+        )[1],
+        2,
+        r"holds parity\.json, which onnxpipe would replace",
+    ),
     # --- NaN and Inf
     Case(
         "a reference whose outputs are NaN",

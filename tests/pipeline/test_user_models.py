@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+import onnx
 import pytest
 
 from onnxpipe.models.errors import UsageError
@@ -222,3 +223,38 @@ def test_a_user_package_named_models_is_the_users(project_with_models_package, t
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "by-file" / "model.onnx").is_file()
+
+
+def test_only_onnxpipe_s_own_files_are_written_or_replaced(user_files, tmp_path):
+    code = tmp_path / "code"  # a folder of the user's, with a checkpoint.pt of their own
+    code.mkdir()
+    (code / "checkpoint.pt").write_bytes(b"the user's own checkpoint")
+    (code / "notes.txt").write_text("mine")
+    model = [
+        "--model-class",
+        _class(user_files),
+        "--model-kwargs",
+        '{"width": 4}',
+        "--input-shape",
+        "1,3,16,16",
+    ]
+    proc = onnxpipe("export", str(user_files / "weights.pt"), *model, "--out", str(code / "m.onnx"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "is not an onnxpipe run directory: only m.onnx is written there" in proc.stderr
+    assert sorted(p.name for p in code.iterdir()) == ["checkpoint.pt", "m.onnx", "notes.txt"]
+    assert (code / "checkpoint.pt").read_bytes() == b"the user's own checkpoint"
+    onnx.checker.check_model(str(code / "m.onnx"))
+    # Commands that write a run directory refuse a folder that holds files with onnxpipe's names.
+    (code / "model_fp32.tflite").write_bytes(b"the user's own tflite")
+    proc = onnxpipe("convert", str(code / "m.onnx"), "--out", str(code))
+    assert proc.returncode == 2 and "is not an onnxpipe run directory, and holds" in proc.stderr, proc.stderr
+    assert "checkpoint.pt, model_fp32.tflite, which onnxpipe would replace" in proc.stderr
+    assert "m.onnx" not in proc.stderr.split("holds")[1]  # the file it reads is not in the way
+    proc = onnxpipe("train", "--model", "mlp", "--out", str(code), "--epochs", "1")
+    assert proc.returncode == 2 and "which onnxpipe would replace" in proc.stderr
+    assert sorted(p.name for p in code.iterdir()) == [
+        "checkpoint.pt",
+        "m.onnx",
+        "model_fp32.tflite",
+        "notes.txt",
+    ]
