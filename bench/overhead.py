@@ -3,7 +3,8 @@
 - `onnxpipe convert` vs calling onnx2tf directly on the same ONNX file (same outputs: SavedModel,
   TFLite fp32 and fp16).
 - `onnxpipe validate` vs the raw inference of the runtimes it runs (bench/raw_inference.py: the
-  same artifacts, runtimes, batches and calls, without checks, metrics or reports).
+  same artifacts, runtimes, batches and calls, without checks, metrics or reports); and validate
+  with its runtimes in a host process (the default: a crash is a result) vs `--in-process`.
 
 Both sides are whole processes (start-up and imports included), run alternately, median of N.
 Usage: python bench/overhead.py RUN_DIR [--rounds N]
@@ -75,8 +76,14 @@ def main() -> None:
                 [python, str(Path(__file__).with_name("raw_inference.py")), str(run)], cwd=ROOT, env=env
             )
 
+        def validate_in_process() -> float:
+            cmd = [python, "-m", "onnxpipe.pipeline", "validate", str(run), "--devices", "cpu"]
+            return wall([*cmd, "--out", str(out), "--force", "--in-process"], cwd=ROOT, env=env)
+
         a, b = median_alternating(validate_ours, validate_raw, args.rounds)
         print(ratio_line("onnxpipe validate vs raw inference of its runtimes", a, b))
+        c, _ = median_alternating(validate_in_process, lambda: 0.0, args.rounds)
+        print(ratio_line("onnxpipe validate (runtimes in a host process) vs --in-process", a, c))
 
 
 if __name__ == "__main__":

@@ -140,7 +140,9 @@ def main() -> None:
     for metric in ("max_abs", "mean_abs"):
         a, b = noise["metrics"][metric], own["metrics"][metric]
         print(f"int8 {metric}, noise-calibrated / own-data-calibrated: {a / b:.2f} ({a:.3g} / {b:.3g})")
-    print(f"int8 SNR gained by calibrating on own data: {own['metrics']['snr_db'] - noise['metrics']['snr_db']:.1f} dB")
+    print(
+        f"int8 SNR gained by calibrating on own data: {own['metrics']['snr_db'] - noise['metrics']['snr_db']:.1f} dB"
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from onnxpipe.validation.locate import LocateReport
 from onnxpipe.validation.metrics import Metrics, compare, error_histogram, nonfinite_report, worst
 from onnxpipe.validation.runtimes import RUNTIMES, RUNTIMES_BY_FORMAT, get_runtime
 from onnxpipe.validation.runtimes.base import ArtifactNotLoadable
+from onnxpipe.validation.runtimes.hosted import hosted
 
 __all__ = [
     "DEVICES",
@@ -74,12 +75,15 @@ class ValidateOptions:
         runtimes: Only these runtimes (``None``: every runtime that can run each format).
         devices: Devices to try; a runtime is tried on each device it supports.
         fail_on: Which failures fail the run (see :data:`FAIL_ON`).
+        isolate: Run the candidates' runtimes in a host process (:mod:`validation.runtimes.hosted`),
+            so one that crashes in native code is an ``error`` row, not the end of the run.
     """
 
     inputs: InputConfig = field(default_factory=InputConfig)
     runtimes: tuple[str, ...] | None = None
     devices: tuple[str, ...] = DEVICES
     fail_on: str = "any"
+    isolate: bool = True
 
     def __post_init__(self) -> None:
         for r in self.runtimes or ():
@@ -401,8 +405,10 @@ def _blame(
             continue
         tol = by_label[b].spec.tolerance(by_label[b].precision)
         pa, pb = primary[a].main, primary[b].main
-        if any(tol.violation(pa[k], pb[k]) > 0 or compare(pa[k], pb[k]).cosine < tol.min_cosine for k in pa):
-            return f"{a} -> {b}"
+        for k in pa:
+            m = compare(pa[k], pb[k])
+            if m.nonfinite or tol.violation(pa[k], pb[k]) > 0 or m.cosine < tol.min_cosine:
+                return f"{a} -> {b}"
     return (
         f"runtime {result.runtime} on {result.device}"
         if art.label in primary
@@ -435,7 +441,8 @@ def _rows(reference: Artifact, candidates: Sequence[Artifact], options: Validate
             and (options.runtimes is None or ref_runtime.name in options.runtimes)
         ):
             yield reference, ref_runtime, device
-    yield from runtime_rows(candidates, options.runtimes, options.devices)
+    for art, cls, device in runtime_rows(candidates, options.runtimes, options.devices):
+        yield art, hosted(cls) if options.isolate else cls, device
 
 
 def runtime_rows(artifacts: Sequence[Artifact], runtimes: Sequence[str] | None, devices: Sequence[str]):
@@ -524,8 +531,8 @@ def validate(
         except ArtifactNotLoadable as e:  # a runtime that cannot load this file: reported, never a failure
             result.status, result.message = UNAVAILABLE, str(e)
             continue
-        except Exception as e:
-            result.status, result.message = ERROR, f"{type(e).__name__}: {e}"
+        except Exception as e:  # (a hosted runtime's error keeps the name of what it raised)
+            result.status, result.message = ERROR, f"{getattr(e, 'worker_type', type(e).__name__)}: {e}"
             result.seconds = time.perf_counter() - t0
             log.debug("%s failed on %s/%s", art.label, cls.name, device, exc_info=True)
             continue

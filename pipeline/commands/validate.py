@@ -162,6 +162,12 @@ def _trust_run_class(run, class_ref: str, user: dict) -> None:
     help="Relative error that counts as a jump (raise it for int8).",
 )
 @click.option("--force", is_flag=True, help="Validate even when the reports are up to date.")
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="Run the runtimes in this process, not in a host process: one that crashes in native code "
+    "then ends the run without a report.",
+)
 @click.option("--strict-device", is_flag=True, help="Exit 3 when a runtime asked to run on CUDA could not.")
 @user_model_options
 def command(
@@ -185,6 +191,7 @@ def command(
     locate: bool,
     locate_threshold: float,
     force: bool,
+    in_process: bool,
     strict_device: bool,
     **user: object,
 ) -> None:
@@ -245,6 +252,7 @@ def command(
         runtimes=csv_choice(runtimes, tuple(RUNTIMES), "runtime") if runtimes else None,
         devices=csv_choice(devices, DEVICES, "device"),
         fail_on=fail_on,
+        isolate=not in_process,
     )
     class_ref = user["model_class"]
     if class_ref is None:

@@ -58,7 +58,8 @@ def test_non_finite_candidate_outputs_are_a_failure_with_count_and_place(models,
     assert rows["nan.onnx"]["status"] == "fail" and rows["nan.onnx"]["metrics"]["nonfinite"] == rows_n
     assert rows["nan.onnx"]["metrics"]["nonfinite_at"] == [0, 2]
     assert "non-finite values (NaN or Inf), the first at [0, 2]" in rows["nan.onnx"]["message"]
-    assert "exceeds atol" not in rows["nan.onnx"]["message"]  # the finite values are right: not blamed
+    assert "exceeds atol" not in rows["nan.onnx"]["message"]  # the finite values are right
+    assert rows["nan.onnx"]["blame"] == "ref.onnx -> nan.onnx"
     assert rows["inf.onnx"]["status"] == "fail" and rows["inf.onnx"]["metrics"]["nonfinite"] > 0
     assert rows["inf.onnx"]["metrics"]["nonfinite_at"][1] == 0
     for r in rows.values():

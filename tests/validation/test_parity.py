@@ -334,3 +334,46 @@ def test_a_candidate_from_elsewhere_never_replaces_the_run_s_own_report(cnn_copy
         "--devices", "cpu", "--runtimes", "onnxruntime,ai-edge-litert",
     )  # fmt: skip
     assert proc.returncode == 0 and (cnn_copy / "parity.json").read_bytes() != before
+
+
+def test_a_runtime_that_crashes_in_native_code_is_an_error_row_and_the_report_stands(
+    cnn_copy, tmp_path, monkeypatch
+):
+    """A host whose runtime aborts (as an interpreter does on a malformed flatbuffer) on one artifact."""
+    from onnxpipe.pipeline.stages import validate_stage
+    from onnxpipe.validation.runtimes import hosted
+
+    handler = tmp_path / "aborting_host.py"
+    handler.write_text(
+        "import os\n"
+        "from onnxpipe.validation.runtime_host import handle as serve\n\n\n"
+        "def handle(header, arrays, emit):\n"
+        "    if header.get('op') == 'run' and os.environ.get('ONNXPIPE_OPENED', '').endswith('model_fp16.tflite'):\n"
+        "        os.abort()  # a real SIGABRT, in the middle of an inference\n"
+        "    if header.get('op') == 'open' and header['runtime'] == 'ai-edge-litert':\n"
+        "        os.environ['ONNXPIPE_OPENED'] = header['artifact']['path']\n"
+        "    elif header.get('op') == 'open':\n"
+        "        os.environ['ONNXPIPE_OPENED'] = ''\n"
+        "    return serve(header, arrays, emit)\n"
+    )
+    hosted.close_host()
+    monkeypatch.setattr(hosted, "_HANDLER", handler)
+    reference, candidates = run_dir_artifacts(RunDir(cnn_copy))
+    options = dataclasses.replace(SMALL, runtimes=("onnxruntime", "tensorflow", "ai-edge-litert"))
+    try:
+        report = validate_stage(reference, candidates, cnn_copy, options, force=True)
+    finally:
+        hosted.close_host()
+    rows = {(r.artifact, r.runtime): r for r in report.results}
+    crashed = rows[("model_fp16.tflite", "ai-edge-litert")]
+    assert crashed.status == "error" and "killed by SIGABRT (signal 6)" in crashed.message, crashed.message
+    assert "the other results stand" in crashed.message
+    others = [
+        r for k, r in rows.items() if k != ("model_fp16.tflite", "ai-edge-litert") and r.device == "cpu"
+    ]
+    assert others and all(r.status == "pass" for r in others), [
+        (r.artifact, r.runtime, r.status) for r in others
+    ]
+    written = ParityReport.read(cnn_copy / "parity.json")  # the report was written, with the crash in it
+    assert any(r.status == "error" and "SIGABRT" in (r.message or "") for r in written.results)
+    assert not written.passed  # an error fails the run (exit code 1), as documented

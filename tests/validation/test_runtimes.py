@@ -58,8 +58,10 @@ def test_cuda_provider_listed_but_not_attached_is_never_reported_as_cuda(cnn_run
     with OnnxRuntime(art, device="cuda") as rt:
         assert rt.device_used == "cpu"  # read from the session's providers
     ref = type(art)(cnn_run / "checkpoint.pt", "torch", art.spec)
-    opts = ValidateOptions(
-        inputs=InputConfig(samples=8, random=0, edge=False, batch=4, sweep=(1,)), runtimes=("onnxruntime",)
+    opts = ValidateOptions(  # in this process, where the patch is (a host process would not see it)
+        inputs=InputConfig(samples=8, random=0, edge=False, batch=4, sweep=(1,)),
+        runtimes=("onnxruntime",),
+        isolate=False,
     )
     rows = {r.device: r for r in validate(ref, [art], opts).results}
     assert rows["cpu"].status == "pass"
