@@ -284,6 +284,16 @@ class Worker:
         self._log.seek(0)
         return _tail(self._log.read(), lines)
 
+    def send(self, header: Mapping | None = None, arrays: Mapping | None = None) -> None:
+        """Send a request without waiting: :meth:`reply` collects the answer later."""
+        assert self._proc is not None and self._proc.stdin is not None, "start the worker first"
+        try:
+            self._proc.stdin.write(_encode("request", header, arrays))
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            self._wait()
+            raise self._died() from None
+
     def request(
         self,
         header: Mapping | None = None,
@@ -293,13 +303,7 @@ class Worker:
         timeout_s: float | None = None,
     ) -> Message:
         """Send a request and return the reply, passing events to ``on_event`` on the way."""
-        assert self._proc is not None and self._proc.stdin is not None, "start the worker first"
-        try:
-            self._proc.stdin.write(_encode("request", header, arrays))
-            self._proc.stdin.flush()
-        except BrokenPipeError:
-            self._wait()
-            raise self._died() from None
+        self.send(header, arrays)
         return self.reply(on_event=on_event, timeout_s=timeout_s)
 
     def reply(

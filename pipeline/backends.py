@@ -200,6 +200,10 @@ def compare_backends(
     """
     backends = list(backends or ROUTES.names())
     options = dataclasses.replace(options, partial=True)  # each artifact is validated on its own
+    if validate_options.isolate:  # the runtime host imports the frameworks while the first route converts
+        from onnxpipe.validation.runtimes.hosted import prewarm
+
+        prewarm()
     run = RunDir(out_dir).prepare()
     comparison = Comparison(Path(source).name)  # the checkpoint, or the ONNX file both backends convert
     rows: list[BackendRow] = []

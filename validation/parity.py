@@ -31,7 +31,7 @@ from onnxpipe.validation.locate import LocateReport
 from onnxpipe.validation.metrics import Metrics, compare, error_histogram, nonfinite_report, worst
 from onnxpipe.validation.runtimes import RUNTIMES, RUNTIMES_BY_FORMAT, get_runtime
 from onnxpipe.validation.runtimes.base import ArtifactNotLoadable
-from onnxpipe.validation.runtimes.hosted import hosted
+from onnxpipe.validation.runtimes.hosted import hosted, prewarm
 
 __all__ = [
     "DEVICES",
@@ -485,6 +485,8 @@ def validate(
         if problems:
             raise UsageError(f"{c.path}: input {problems[0]} (as the reference declares)")
     inputs = build_inputs(spec, options.inputs)
+    if options.isolate:  # the host imports the frameworks while the reference runs here
+        prewarm()
     say = on_progress or (lambda _msg: None)
     ref_runtime, ref_note = _reference_runtime(reference)
     say(f"reference {reference.label} on {ref_runtime.name}/cpu")

@@ -11,6 +11,8 @@ in onnxpipe's own environment. One artifact is open at a time:
    the parent) as arrays: the reply's arrays are the raw outputs by the artifact's names, and
    ``seconds`` the time of the framework's own call.
 3. ``{"op": "close"}``.
+4. ``{"op": "warm"}``: imports the frameworks; the parent sends it first and collects the reply
+   later, so the imports overlap with its own work (the reference's run, a conversion).
 
 A runtime that aborts or segfaults on a malformed file kills this process only: the parent reports
 that artifact's row as an error naming the signal and starts a new host for the next one.
@@ -76,9 +78,24 @@ def _run(arrays: dict) -> tuple[dict, dict]:
     return {"seconds": seconds}, {k: np.asarray(v) for k, v in raw.items()}
 
 
+def _warm() -> dict:
+    """Import the frameworks now, while the parent does something else (it does not wait)."""
+    import importlib
+    import importlib.util
+
+    warmed = []
+    for module in ("onnxruntime", "ai_edge_litert.interpreter", "tensorflow"):
+        if importlib.util.find_spec(module.split(".")[0]) is not None:
+            importlib.import_module(module)
+            warmed.append(module)
+    return {"warmed": warmed}
+
+
 def handle(header: dict, arrays: dict, emit) -> object:
     """One request of the protocol above."""
     op = header.get("op")
+    if op == "warm":
+        return _warm()
     if op == "open":
         return _open(header)
     if op == "run":

@@ -25,7 +25,7 @@ from onnxpipe.models import wire
 from onnxpipe.models.errors import EnvironmentProblem, OnnxpipeError
 from onnxpipe.validation.runtimes.base import ArtifactNotLoadable, Runtime
 
-__all__ = ["HOSTED", "HostedError", "RuntimeCrashed", "close_host", "hosted"]
+__all__ = ["HOSTED", "HostedError", "RuntimeCrashed", "close_host", "hosted", "prewarm"]
 
 #: The runtimes validation runs in the host (tflite-runtime has a worker of its own; PyTorch runs
 #: the reference, which is the user's own code).
@@ -33,6 +33,7 @@ HOSTED = ("onnxruntime", "onnx-reference", "tensorflow", "tf.lite", "ai-edge-lit
 
 _HANDLER = Path(__file__).resolve().parents[1] / "runtime_host.py"
 _host: wire.Worker | None = None
+_warming = False  # a "warm" request was sent and its reply not collected yet
 
 
 class HostError(OnnxpipeError):
@@ -55,9 +56,20 @@ def _alive(worker: wire.Worker | None) -> bool:
     return worker is not None and worker._proc is not None and worker._proc.poll() is None
 
 
+def prewarm() -> None:
+    """Start the host and have it import the frameworks while this process goes on (no waiting)."""
+    global _warming
+    if _alive(_host) or _warming:
+        return
+    host = _the_host()
+    host.send({"op": "warm"})
+    _warming = True
+
+
 def _the_host() -> wire.Worker:
-    global _host
+    global _host, _warming
     if not _alive(_host):
+        _warming = False
         _host = wire.Worker(
             wire.command(sys.executable, _HANDLER),
             what="runtime host",
@@ -71,10 +83,10 @@ def _the_host() -> wire.Worker:
 @atexit.register
 def close_host() -> None:
     """End the host (at exit; a test may call it)."""
-    global _host
+    global _host, _warming
     if _alive(_host):
         _host.close()
-    _host = None
+    _host, _warming = None, False
 
 
 def _signal_name(code: int) -> str:
@@ -94,8 +106,12 @@ class _Hosted(Runtime):
         return cls.inner.unavailable_reason(device)
 
     def _request(self, header: dict, arrays: dict | None = None, timeout_s: float = 600) -> wire.Message:
+        global _warming
         host = _the_host()
         try:
+            if _warming:  # collect the warm-up's reply first
+                _warming = False
+                host.reply(timeout_s=600)
             return host.request(header, arrays, timeout_s=timeout_s)
         except OnnxpipeError as e:
             code = host._proc.returncode if host._proc is not None else None
