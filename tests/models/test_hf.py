@@ -232,24 +232,46 @@ def test_a_folder_whose_weights_lack_the_head_is_refused_not_filled_at_random(be
     assert not (tmp_path / "out" / "model.onnx").exists()
 
 
-def test_text_lines_are_tokenized_with_the_folder_s_own_tokenizer_and_refused_without_one(
-    bert_folder, tmp_path
-):
+def _folder_with_tokenizer(bert_folder, tmp_path):
+    """The tiny BERT with a WordPiece tokenizer saved beside it, and a text file of lines."""
     import shutil
 
-    words = [
-        "[PAD]",
-        "[UNK]",
-        "[CLS]",
-        "[SEP]",
-        "[MASK]",
-        *["the", "a", "cat", "dog", "sat", "on", "mat", "ran", "fast", "red"],
-    ]
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *["the", "a", "cat", "dog", "sat", "on", "mat", "ran", "fast", "red"]]
     folder = tmp_path / "bert_tok"
     shutil.copytree(bert_folder, folder)
     transformers.BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(folder)
     lines = tmp_path / "lines.txt"
     lines.write_text("the cat sat on the mat\n\na dog ran fast\nthe red cat ran\n")  # blank lines skipped
+    return folder, lines
+
+
+def test_text_lines_are_tokenized_with_the_folder_s_own_tokenizer_and_refused_without_one(
+    bert_folder, tmp_path
+):
+    from onnxpipe.models.errors import InputFileError
+    from onnxpipe.models.spec import ModelSpec, TensorSpec
+    from onnxpipe.models.user_data import UserData, load_user_inputs
+
+    folder, lines = _folder_with_tokenizer(bert_folder, tmp_path)
+    ids, mask = TensorSpec("input_ids", ("N", 8), "int64"), TensorSpec("attention_mask", ("N", 8), "int64")
+    arrays = load_user_inputs(UserData(str(lines), tokenizer=str(folder)), ModelSpec("bert", (ids, mask), ()))
+    assert arrays["input_ids"].shape == (3, 8)
+    assert arrays["input_ids"][1].tolist() == [2, 6, 8, 12, 13, 3, 0, 0]  # [CLS] a dog ran fast [SEP], padded
+    assert arrays["attention_mask"][1].tolist() == [1] * 6 + [0, 0]
+    only_ids = load_user_inputs(UserData(str(lines), tokenizer=str(folder)), ModelSpec("bert", (ids,), ()))
+    assert set(only_ids) == {"input_ids"}  # what the model does not take is not fed
+    with pytest.raises(InputFileError, match="was not imported from one"):  # no folder, no tokenizer
+        load_user_inputs(str(lines), ModelSpec("bert", (ids,), ()))
+    proc = onnxpipe(  # the fixture folder has no tokenizer: refused, not tokenized by a made-up one
+        "convert", str(bert_folder), "--seq-len", "8", "--precision", "fp32", "--out", str(tmp_path / "r2"),
+        "--inputs", str(lines),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "has no tokenizer (none of tokenizer.json" in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_a_folder_is_converted_and_validated_on_text_lines(bert_folder, tmp_path):
+    folder, lines = _folder_with_tokenizer(bert_folder, tmp_path)
     run = tmp_path / "run"
     proc = onnxpipe(
         "convert", str(folder), "--seq-len", "8", "--attention-mask", "--precision", "fp32", "--out", str(run),
@@ -258,27 +280,3 @@ def test_text_lines_are_tokenized_with_the_folder_s_own_tokenizer_and_refused_wi
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(next(run.glob("backends/*/parity.json")).read_text())
     assert report["inputs"]["source"] == "--inputs lines.txt" and report["inputs"]["groups"]["inputs"] == 3
-    from onnxpipe.models.spec import ModelSpec, TensorSpec
-    from onnxpipe.models.user_data import UserData, load_user_inputs
-
-    spec = ModelSpec(
-        "bert",
-        (TensorSpec("input_ids", ("N", 8), "int64"), TensorSpec("attention_mask", ("N", 8), "int64")),
-        (),
-    )
-    arrays = load_user_inputs(UserData(str(lines), tokenizer=str(folder)), spec)
-    assert arrays["input_ids"][1].tolist() == [2, 6, 8, 12, 13, 3, 0, 0]  # [CLS] a dog ran fast [SEP], padded
-    assert arrays["attention_mask"][1].tolist() == [1] * 6 + [0, 0]
-    proc = onnxpipe(  # the fixture folder has no tokenizer: refused, not tokenized by a made-up one
-        "convert", str(bert_folder), "--seq-len", "8", "--precision", "fp32", "--out", str(tmp_path / "r2"),
-        "--inputs", str(lines),
-    )  # fmt: skip
-    assert proc.returncode == 2 and "has no tokenizer (none of tokenizer.json" in proc.stderr, proc.stderr
-    alone = tmp_path / "alone"  # the same ONNX file outside its run: nothing says which folder it came from
-    alone.mkdir()
-    shutil.copy(run / "model.onnx", alone / "model.onnx")
-    proc = onnxpipe(
-        "validate", "--reference", str(alone / "model.onnx"), "--candidate", str(alone / "model.onnx"),
-        "--inputs", str(lines),
-    )  # fmt: skip
-    assert proc.returncode == 2 and "this model was not imported from one" in proc.stderr, proc.stderr
