@@ -236,7 +236,14 @@ def _folder_with_tokenizer(bert_folder, tmp_path):
     """The tiny BERT with a WordPiece tokenizer saved beside it, and a text file of lines."""
     import shutil
 
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *["the", "a", "cat", "dog", "sat", "on", "mat", "ran", "fast", "red"]]
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        *["the", "a", "cat", "dog", "sat", "on", "mat", "ran", "fast", "red"],
+    ]
     folder = tmp_path / "bert_tok"
     shutil.copytree(bert_folder, folder)
     transformers.BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(folder)
