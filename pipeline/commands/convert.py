@@ -54,6 +54,7 @@ def run_conversion(
     """
     from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
     from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS
+    from onnxpipe.pipeline.artifacts import resolve_artifact
     from onnxpipe.pipeline.stages import convert_stage
     from onnxpipe.pipeline.ui import say
     from onnxpipe.validation.inputs import InputConfig
@@ -61,14 +62,16 @@ def run_conversion(
 
     precisions = precisions if "tflite" in to else ()
     calibrated = any(p in CALIBRATED_PRECISIONS for p in precisions)
+    spec = resolve_artifact(source).spec  # read once: what the data is checked against
+    takes_shapes = any(not t.invented for t in spec.inputs)  # no value can be made up for an input
     options = TFConvertOptions(
         saved_model="saved_model" in to,
         precisions=precisions,
         calibration=(calibration or inputs) if calibrated else None,
-        samples=inputs if inputs is not None and _takes_shapes(source) else None,
+        samples=inputs if inputs is not None and takes_shapes else None,
     )
     validate_options = ValidateOptions(inputs=InputConfig(user=inputs))
-    _check_data(source, validate_options.inputs, options)
+    _check_data(spec, source, validate_options.inputs, options)
     if max_memory_gb is not None:
         options = dataclasses.replace(options, max_memory=int(max_memory_gb * 2**30))
     if compare or backend == "auto":
@@ -90,21 +93,12 @@ def run_conversion(
     return artifacts
 
 
-def _takes_shapes(source: Path) -> bool:
-    """Whether the model at ``source`` takes an input that carries a shape (no value can be made up)."""
-    from onnxpipe.pipeline.artifacts import resolve_artifact
-
-    return any(not t.invented for t in resolve_artifact(source).spec.inputs)
-
-
-def _check_data(source: Path, inputs, options) -> None:
-    """Refuse, before anything is exported, data that does not fit the model or is missing."""
+def _check_data(spec, source: Path, inputs, options) -> None:
+    """Refuse, before anything is exported, data that does not fit the model (``spec``) or is missing."""
     from onnxpipe.converters.onnx_to_saved_model import calibration_arrays
     from onnxpipe.models.artifact import identity_bindings
-    from onnxpipe.pipeline.artifacts import resolve_artifact
     from onnxpipe.validation.inputs import check_inputs
 
-    spec = resolve_artifact(source).spec
     check_inputs(spec, inputs)
     calibration_arrays(spec, identity_bindings(spec.inputs), options.precisions, source, options.calibration)
 
