@@ -131,13 +131,17 @@ def _describe(path: Path, fmt: Format) -> dict:
         raise InputFileError(path, f"cannot be loaded as {fmt} ({type(e).__name__}: {e})") from e
 
 
-def resolve_artifact(path: str | Path, reference: ModelSpec | None = None) -> Artifact:
+def resolve_artifact(
+    path: str | Path, reference: ModelSpec | None = None, *, use_record: bool = True
+) -> Artifact:
     """The artifact at ``path``, described by its manifest record where one exists.
 
     Args:
         path: A checkpoint, ONNX file, SavedModel folder or TFLite file.
         reference: The reference interface, needed to bind a SavedModel or TFLite file that has no
             manifest record.
+        use_record: ``False``: bind the file by what it declares even where the manifest records it
+            (a recorded file whose content changed since).
     """
     from onnxpipe.models.checkpoint import load_checkpoint
 
@@ -147,7 +151,9 @@ def resolve_artifact(path: str | Path, reference: ModelSpec | None = None) -> Ar
     fmt = detect_format(path)
     if fmt is Format.TORCH:
         return Artifact(path, Format.TORCH, load_checkpoint(path).spec)
-    recorded = RunDir(path.parent).artifact(path) if (path.parent / "manifest.json").is_file() else None
+    recorded = None
+    if use_record and (path.parent / "manifest.json").is_file():
+        recorded = RunDir(path.parent).artifact(path)
     if fmt is Format.ONNX:
         spec = spec_from_onnx(path)  # checks the file even when the manifest describes it
         if recorded is not None:

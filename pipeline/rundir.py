@@ -357,6 +357,16 @@ class RunDir:
             return "recorded without a key"
         return None
 
+    def modified_outputs(self) -> dict[str, str]:
+        """Recorded outputs whose content is no longer what their stage wrote: name -> that stage."""
+        out: dict[str, str] = {}
+        for stage, record in self.manifest().stages.items():
+            for name, digest in record.outputs.items():
+                path = self.path / name
+                if path.exists() and sha256_path(path) != digest:
+                    out[name] = stage
+        return out
+
     def artifacts(self) -> list[Artifact]:
         """Recorded artifacts that exist on disk, in the order they were recorded (lineage order)."""
         records = self.manifest().artifacts

@@ -17,7 +17,13 @@ from onnxpipe.converters.route import check_route, get_route
 from onnxpipe.converters.torch_to_onnx import ExportOptions, export_onnx
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from onnxpipe.models.errors import ConversionError, EnvironmentProblem, InputFileError, UsageError
+from onnxpipe.models.errors import (
+    ConversionError,
+    EnvironmentProblem,
+    InputFileError,
+    OnnxpipeError,
+    UsageError,
+)
 from onnxpipe.pipeline.artifacts import detect_format, resolve_artifact
 from onnxpipe.pipeline.rundir import RunDir
 from onnxpipe.validation.locate import LocateReport
@@ -381,6 +387,21 @@ def validate_stage(
     return report
 
 
+def _as_found(artifact: Artifact, stage: str, reference: Artifact) -> Artifact:
+    """A run's artifact whose file changed since ``stage`` wrote it, bound by what the file declares.
+
+    The manifest's record (names, layouts) describes the file onnxpipe wrote, not this one; a file
+    that does not fit the reference at all becomes an ``unloadable`` artifact: an error row.
+    """
+    note = f"changed since {stage} wrote it (the manifest records another sha256): validated as found"
+    extra = {"changed": note}
+    try:
+        found = resolve_artifact(artifact.path, reference.spec, use_record=False)
+    except OnnxpipeError as e:
+        return dataclasses.replace(artifact, extra={**extra, "unloadable": str(e)})
+    return dataclasses.replace(found, precision=artifact.precision, parent=artifact.parent, extra=extra)
+
+
 def run_dir_artifacts(run: RunDir) -> tuple[Artifact, list[Artifact]]:
     """The reference (checkpoint, else ONNX) and the other recorded artifacts of a run directory."""
     if not run.path.is_dir():
@@ -393,6 +414,11 @@ def run_dir_artifacts(run: RunDir) -> tuple[Artifact, list[Artifact]]:
     else:
         raise InputFileError(run.path, "has neither checkpoint.pt nor model.onnx to validate against")
     candidates = [a for a in recorded if a.path != reference.path and a.format is not Format.TORCH]
+    modified = run.modified_outputs()
+    for i, a in enumerate(candidates):
+        stage = modified.get(a.path.relative_to(run.path).as_posix())
+        if stage:
+            candidates[i] = _as_found(a, stage, reference)
     if not candidates:
         raise UsageError(
             f"{run.path}: no artifacts to validate (run `onnxpipe export` or `onnxpipe convert` first)"

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: Names of the hostile inputs tried in this session (tests/pipeline/test_hostile_inputs.py).
 HOSTILE_TRIED: list[str] = []
+MUTATED_OUTCOMES: list[str] = []  # per mutated artifact validated: refused, or the statuses of its rows
 ONNXPIPE = [sys.executable, "-m", "onnxpipe.pipeline"]
 
 
@@ -64,6 +65,13 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"hostile inputs tried: {len(HOSTILE_TRIED)} (each: one error line, documented exit code, "
             "no traceback, no file written)"
+        )
+    if MUTATED_OUTCOMES:
+        counts = {k: MUTATED_OUTCOMES.count(k) for k in sorted(set(MUTATED_OUTCOMES))}
+        terminalreporter.write_line(
+            f"mutated artifacts validated: {len(MUTATED_OUTCOMES)} ("
+            + ", ".join(f"{k}: {n}" for k, n in counts.items())
+            + "; none ended without a report or an error line)"
         )
 
 

@@ -522,6 +522,9 @@ def validate(
         result.size_bytes = size_of(art.path)
         results.append(result)
         say(f"{art.label} on {cls.name}/{device}")
+        if art.extra.get("unloadable"):  # a run's file replaced by one that does not fit the reference
+            result.status, result.message = ERROR, art.extra["unloadable"]
+            continue
         reason = cls.unavailable_reason(device)
         if reason:
             result.status, result.message = UNAVAILABLE, reason
@@ -573,7 +576,11 @@ def validate(
             result.vs_parent = worst([compare(parent[k], ex.main[k]) for k in parent])
         if result.failed:
             result.blame = _blame(result, art, primary, by_label, reference.label)
-    tflites = [c for c in candidates if c.format is Format.TFLITE]
+    for result in results:  # a run's file that is no longer the one onnxpipe wrote: said on each row
+        changed = by_label[result.artifact].extra.get("changed")
+        if changed:
+            result.message = f"{changed}; {result.message}" if result.message else changed
+    tflites = [c for c in candidates if c.format is Format.TFLITE and not c.extra.get("unloadable")]
     readiness = None
     if tflites:
         from onnxpipe.validation.edge import edge_readiness

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -128,3 +129,41 @@ def test_a_run_killed_with_sigkill_completes_when_run_again(cnn_copy, stage):
     assert f"taking over from onnxpipe pid {proc.pid}" in again.stderr
     left = list(cnn_copy.rglob(".*"))
     assert not left, f"left behind: {left}"
+
+
+def _tflite_of(fn_body, signature) -> bytes:
+    import tensorflow as tf
+
+    fn = tf.function(fn_body, input_signature=[tf.TensorSpec(signature, tf.float32)])
+    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()]).convert()
+
+
+@pytest.mark.parametrize("swap", ["another model", "another interface"])
+def test_an_artifact_swapped_for_another_file_is_caught_and_named(cnn_copy, swap):
+    """A run's .tflite replaced by another model's file: the manifest's record (names, layouts) is of
+    the file onnxpipe wrote, so the new one is bound by what it declares and judged as found."""
+    import numpy as np
+    import tensorflow as tf
+
+    weights = tf.constant(np.random.RandomState(0).randn(64, 10).astype(np.float32))
+    if swap == "another model":  # the same NHWC input and 10 logits, other numbers, other tensor names
+        data = _tflite_of(lambda x: tf.matmul(tf.reshape(x, [-1, 64]), weights), [None, 8, 8, 1])
+    else:  # rows of 64 features: fits no layout of the CNN's [batch, 1, 8, 8]
+        data = _tflite_of(lambda x: tf.matmul(x, weights), [None, 64])
+    (cnn_copy / "model_fp32.tflite").write_bytes(data)
+    proc = onnxpipe(
+        "validate", str(cnn_copy), "--devices", "cpu", "--samples", "32", "--random", "8", "--force"
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads((cnn_copy / "parity.json").read_text())
+    rows = [r for r in report["results"] if r["artifact"] == "model_fp32.tflite"]
+    assert rows and all("changed since convert wrote it" in r["message"] for r in rows)
+    if swap == "another model":
+        assert {r["status"] for r in rows} == {"fail"}
+        assert {r["blame"] for r in rows} == {"saved_model -> model_fp32.tflite"}
+    else:
+        assert {r["status"] for r in rows} == {"error"}
+        assert all("does not match the reference's interface" in r["message"] for r in rows)
+    others = [r for r in report["results"] if r["artifact"] != "model_fp32.tflite"]
+    assert others and {r["status"] for r in others} == {"pass"}  # the rest of the run stands

@@ -92,6 +92,15 @@ class Runtime(abc.ABC):
             raise EnvironmentProblem(f"{self.name} on {self.device}: unavailable: {reason}")
         self._load()
         self._loaded = True
+        declared = self.declared_shapes() or self.declared_dtypes()
+        missing = [
+            b.artifact_name for b in self.artifact.inputs if declared and b.artifact_name not in declared
+        ]
+        if missing:  # bound by a record of another file (a run's artifact replaced since)
+            self.__exit__(None, None, None)
+            raise ValidationInputError(
+                f"{self.artifact.label} has no input {missing[0]!r}; it declares {sorted(declared)}"
+            )
         self._casts = self._cast_to()
         return self
 
