@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed
 MODEL  ?= cnn
 RUN    ?= runs/$(MODEL)
 PRECISIONS ?= fp32,fp16
+TARGETS ?= saved_model,tflite
 PYTEST_ARGS ?= --durations=25
 FAIL_ON ?= any
 BACKEND ?= auto
@@ -20,16 +21,18 @@ TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tfl
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-edge setup-legacy setup-litert setup-gpu setup-browser train export convert validate report screenshot bench bench-archs bench-data test test-all lint clean distclean help
+.PHONY: all setup setup-edge setup-legacy setup-litert setup-tfjs setup-gpu setup-browser train export convert validate report screenshot bench bench-archs bench-data test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
+	@echo "                (TARGETS=saved_model,tflite,tfjs PRECISIONS=fp32,fp16 choose what is converted)"
 	@echo "make test       the default test suite (sets up .venv first)"
 	@echo "make test-all   every test, slow ones included"
 	@echo "make setup      create .venv and install onnxpipe with the pinned constraints"
 	@echo "make setup-edge create .venv-edge with the standalone tflite-runtime (validation runs it as a worker)"
 	@echo "make setup-legacy create .venv-legacy with onnx-tf 1.10 and TensorFlow 2.15 (convert --backend onnx-tf)"
 	@echo "make setup-litert create .venv-litert with litert-torch 0.10 (convert --backend litert-torch)"
+	@echo "make setup-tfjs create .venv-tfjs (the tensorflowjs converter) and the npm packages of the tfjs runtimes"
 	@echo "make setup-gpu  replace onnxruntime by onnxruntime-gpu (never both)"
 	@echo "make train|export|convert|validate   one stage (file targets: up-to-date stages are skipped)"
 	@echo "make report     regenerate parity.md and report.html from parity.json"
@@ -90,13 +93,27 @@ $(LITERT_STAMP): constraints-litert.txt
 	.venv-litert/bin/python -c "import warnings; warnings.simplefilter('ignore'); import litert_torch, torch, ai_edge_quantizer; print('litert env ok: litert-torch', litert_torch.__version__, '| torch', torch.__version__)"
 	touch $@
 
-# Headless Chromium for the HTML report test (Debian package; needs root).
+# The tfjs environment: the tensorflowjs converter (TensorFlow 2.15, tensorflow_decision_forests, jax), run by
+# convert as a worker; and the npm packages (@tensorflow/tfjs, -backend-wasm, locked) the tfjs runtimes load
+# under Node.js and in Chromium. About 2.4 GB and 300 MB.
+TFJS_STAMP := .venv-tfjs/.installed
+setup-tfjs: $(TFJS_STAMP)
+
+$(TFJS_STAMP): constraints-tfjs.txt validation/tfjs/package.json validation/tfjs/package-lock.json
+	test -x .venv-tfjs/bin/python || $(PYTHON) -m venv .venv-tfjs
+	.venv-tfjs/bin/python -m pip install --quiet -r constraints-tfjs.txt
+	.venv-tfjs/bin/python -c "import warnings; warnings.simplefilter('ignore'); import tensorflowjs, tensorflow; print('tfjs env ok: tensorflowjs', tensorflowjs.__version__, '| tensorflow', tensorflow.__version__)"
+	cd validation/tfjs && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	node -e "require('./validation/tfjs/node_modules/@tensorflow/tfjs/package.json'); console.log('tfjs npm ok: node', process.version)"
+	touch $@
+
+# Headless Chromium for the HTML report test and the tfjs-browser runtime (Debian package; needs root).
 setup-browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # --- the demo --------------------------------------------------------------------------------
-all: $(STAMP) $(EDGE_STAMP)
-	$(ONNXPIPE) run --model $(MODEL) --out $(RUN) --precision $(PRECISIONS) --backend $(BACKEND) --fail-on $(FAIL_ON) $(if $(EPOCHS),--epochs $(EPOCHS))
+all: $(STAMP) $(EDGE_STAMP) $(if $(findstring tfjs,$(TARGETS)),$(TFJS_STAMP))
+	$(ONNXPIPE) run --model $(MODEL) --out $(RUN) --to $(TARGETS) --precision $(PRECISIONS) --backend $(BACKEND) --fail-on $(FAIL_ON) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 # --- stages as file targets ------------------------------------------------------------------
 train: $(RUN)/checkpoint.pt
@@ -154,10 +171,10 @@ bench-archs: $(STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)
 	$(BIN)/python bench/architectures.py $(if $(ARCHS),--only $(ARCHS),) --out runs/architectures
 
 # --- quality ---------------------------------------------------------------------------------
-test: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)
+test: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP) $(LITERT_STAMP) $(TFJS_STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-all: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)
+test-all: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP) $(LITERT_STAMP) $(TFJS_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -169,4 +186,4 @@ clean:
 	find . -name __pycache__ -type d -prune -not -path "./.venv*" -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) .venv-edge .venv-legacy .venv-litert *.egg-info
+	rm -rf $(VENV) .venv-edge .venv-legacy .venv-litert .venv-tfjs validation/tfjs/node_modules *.egg-info

@@ -7,7 +7,7 @@ import it by path: the standard library only at import time, TensorFlow or ai-ed
 import os
 import re
 
-__all__ = ["describe_saved_model", "describe_tflite"]
+__all__ = ["describe_saved_model", "describe_tfjs", "describe_tflite"]
 
 
 def _natural(key):
@@ -58,4 +58,53 @@ def describe_tflite(path):
     return {
         "inputs": [spec(d) for d in it.get_input_details()],
         "outputs": [spec(d) for d in it.get_output_details()],
+    }
+
+
+#: TensorFlow dtypes in a graph model's signature -> what TensorFlow.js computes them in (it has no
+#: int64 or float16 tensors: those are int32 and float32).
+_TFJS_DTYPES = {
+    "DT_FLOAT": "float32",
+    "DT_HALF": "float32",
+    "DT_INT32": "int32",
+    "DT_INT64": "int32",
+    "DT_BOOL": "bool",
+}
+
+
+def describe_tfjs(path):
+    """Inputs and outputs of a TensorFlow.js graph model's signature, read from ``model.json``."""
+    import json
+
+    with open(os.path.join(path, "model.json")) as f:
+        model = json.load(f)
+    if model.get("format") != "graph-model":
+        raise ValueError(f"model.json is a {model.get('format')!r}, not a graph-model")
+    signature = model.get("signature") or {}
+
+    def spec(name, info):
+        dims = [int(d.get("size", -1)) for d in (info.get("tensorShape") or {}).get("dim", [])]
+        return {"name": name, "shape": dims, "dtype": _TFJS_DTYPES.get(info.get("dtype"), info.get("dtype"))}
+
+    if not signature.get("inputs") or not signature.get("outputs"):
+        raise ValueError("model.json has no signature (inputs and outputs)")
+    for group in model.get("weightsManifest") or []:  # shards are files of this folder, and only those
+        for shard in group.get("paths", []):
+            if os.path.basename(shard) != shard or shard in ("", ".", ".."):
+                raise ValueError(f"weight shard {shard!r} lies outside the model's folder (refused)")
+            if not os.path.isfile(os.path.join(path, shard)):
+                raise ValueError(f"weight shard {shard!r} is missing")
+    stored = {
+        (w.get("quantization") or {}).get("dtype", "float32")
+        for group in model.get("weightsManifest") or []
+        for w in group.get("weights", [])
+        if w.get("dtype") == "float32"
+    }
+    precision = "uint8" if "uint8" in stored else "fp16" if "float16" in stored else "fp32"
+    return {
+        **{
+            side: [spec(k, signature[side][k]) for k in sorted(signature[side], key=_natural)]
+            for side in ("inputs", "outputs")
+        },
+        "precision": precision,  # from how its float weights are stored
     }

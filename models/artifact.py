@@ -25,6 +25,7 @@ class Format(enum.StrEnum):
     ONNX = "onnx"
     TF_SAVED_MODEL = "tf_saved_model"
     TFLITE = "tflite"
+    TFJS = "tfjs"
 
 
 def inverse_perm(perm: Sequence[int]) -> tuple[int, ...]:

@@ -49,7 +49,19 @@ from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
-__all__ = ["PEAKS", "WIRE", "Channel", "Message", "Worker", "call", "claim_stdout", "command", "serve"]
+__all__ = [
+    "PEAKS",
+    "WIRE",
+    "Channel",
+    "Message",
+    "Worker",
+    "call",
+    "claim_stdout",
+    "command",
+    "from_npz",
+    "serve",
+    "to_npz",
+]
 
 #: This file: what a worker in another environment runs (``python WIRE HANDLER.py``).
 WIRE = Path(__file__).resolve()
@@ -70,23 +82,32 @@ class Message(NamedTuple):
     arrays: dict
 
 
+def to_npz(arrays: Mapping) -> bytes:
+    """A frame's body: ``arrays`` as an ``.npz`` (empty for no arrays)."""
+    if not arrays:
+        return b""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def from_npz(body: bytes) -> dict:
+    """A frame body's arrays (never unpickled)."""
+    if not body:
+        return {}
+    with np.load(io.BytesIO(body), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
 def _encode(kind: str, header: Mapping | None, arrays: Mapping | None) -> bytes:
     head = json.dumps({**(header or {}), "kind": kind}).encode()
-    body = b""
-    if arrays:
-        buf = io.BytesIO()
-        np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-        body = buf.getvalue()
+    body = to_npz(arrays or {})
     return _FRAME.pack(_MAGIC, len(head), len(body)) + head + body
 
 
 def _decode(head: bytes, body: bytes) -> Message:
     header = json.loads(head)
-    arrays = {}
-    if body:
-        with np.load(io.BytesIO(body), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    return Message(header.pop("kind"), header, arrays)
+    return Message(header.pop("kind"), header, from_npz(body))
 
 
 class Channel:

@@ -28,12 +28,19 @@ def detect_format(path: Path) -> Format:
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return Format.TF_SAVED_MODEL
-        raise InputFileError(path, "is a folder but not a SavedModel (no saved_model.pb) nor a run directory")
+        if (path / "model.json").is_file():
+            return Format.TFJS
+        raise InputFileError(
+            path,
+            "is a folder but not a SavedModel (no saved_model.pb), a TensorFlow.js model (no model.json) "
+            "nor a run directory",
+        )
     suffixes = {".pt": Format.TORCH, ".pth": Format.TORCH, ".onnx": Format.ONNX, ".tflite": Format.TFLITE}
     if path.suffix.lower() not in suffixes:
         raise InputFileError(
             path,
-            f"unknown artifact type {path.suffix!r}; expected .pt, .pth, .onnx, .tflite or a SavedModel folder",
+            f"unknown artifact type {path.suffix!r}; expected .pt, .pth, .onnx, .tflite, a SavedModel folder or "
+            "a TensorFlow.js folder (model.json)",
         )
     return suffixes[path.suffix.lower()]
 
@@ -123,10 +130,13 @@ def spec_from_onnx(path: Path) -> ModelSpec:
 
 
 def _describe(path: Path, fmt: Format) -> dict:
-    from onnxpipe.converters.tf_describe import describe_saved_model, describe_tflite
+    from onnxpipe.converters.tf_describe import describe_saved_model, describe_tfjs, describe_tflite
 
+    describe = {Format.TF_SAVED_MODEL: describe_saved_model, Format.TFJS: describe_tfjs}.get(
+        fmt, describe_tflite
+    )
     try:
-        return describe_saved_model(str(path)) if fmt is Format.TF_SAVED_MODEL else describe_tflite(str(path))
+        return describe(str(path))
     except Exception as e:  # TF and LiteRT raise ValueError, RuntimeError, OSError on bad files
         raise InputFileError(path, f"cannot be loaded as {fmt} ({type(e).__name__}: {e})") from e
 
@@ -137,7 +147,7 @@ def resolve_artifact(
     """The artifact at ``path``, described by its manifest record where one exists.
 
     Args:
-        path: A checkpoint, ONNX file, SavedModel folder or TFLite file.
+        path: A checkpoint, ONNX file, SavedModel folder, TFLite file or TensorFlow.js folder.
         reference: The reference interface, needed to bind a SavedModel or TFLite file that has no
             manifest record.
         use_record: ``False``: bind the file by what it declares even where the manifest records it
@@ -180,8 +190,10 @@ def resolve_artifact(
     except ConversionError as e:
         raise InputFileError(path, f"does not match the reference's interface: {e}") from e
     stem = path.stem.lower()
-    known = ("fp16", "float16", "int16x8", "dynamic_int8", "int8")
-    precision = next((p for p in known if p in stem), "fp32").replace("float16", "fp16")
+    known = ("fp16", "float16", "int16x8", "dynamic_int8", "uint8", "int8")
+    precision = desc.get("precision") or next((p for p in known if p in stem), "fp32").replace(
+        "float16", "fp16"
+    )
     return Artifact(
         path,
         fmt,
@@ -189,5 +201,9 @@ def resolve_artifact(
         precision=precision,
         inputs=inputs,
         outputs=outputs,
-        extra={"inferred": "layout from declared shapes, precision from the file name (no manifest record)"},
+        extra={
+            "inferred": "layout from declared shapes, precision from "
+            + ("its weights" if desc.get("precision") else "the file name")
+            + " (no manifest record)"
+        },
     )

@@ -80,11 +80,13 @@ OUR_NAMES = frozenset(
         "backends.md",
     }
 )
-_OUR_PATTERN = re.compile(r"^model_[A-Za-z0-9_]+\.(tflite|onnx)$")
+_OUR_PATTERN = re.compile(r"^model_[A-Za-z0-9_]+\.(tflite|onnx)$|^tfjs(_[a-z0-9]+)?$")
 
 #: Names of what onnxpipe writes half-way: atomic writes (``.NAME.tmp-1a2b3c4d``, ``.NAME.old-...``)
 #: and the conversion routes' working folders (``.onnx2tf-k3j_x9q1``, ``.onnx2tf-static-...``).
-_TEMPORARY = re.compile(r"^\..+\.(tmp|old)-[0-9a-f]{8}$|^\.(onnx2tf|onnx-tf|litert)[a-z0-9-]*-[a-z0-9_]{8}$")
+_TEMPORARY = re.compile(
+    r"^\..+\.(tmp|old)-[0-9a-f]{8}$|^\.(onnx2tf|onnx-tf|litert|tfjs)[a-z0-9-]*-[a-z0-9_]{8}$"
+)
 
 
 def remove_stale_temporaries(folder: Path) -> list[str]:

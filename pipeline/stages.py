@@ -37,6 +37,7 @@ __all__ = [
     "export_stage",
     "resolve_checkpoint",
     "run_dir_artifacts",
+    "tfjs_stage",
     "train_stage",
     "validate_stage",
 ]
@@ -275,6 +276,37 @@ def convert_onnx_stage(
     artifacts = route().convert(onnx, run.path, options, open_runtime)
     seconds = time.perf_counter() - t0
     run.record_stage("convert", inputs=sources, outputs=artifacts, options=convert_options, seconds=seconds)
+    return artifacts
+
+
+def tfjs_stage(
+    saved_model: Artifact,
+    run: RunDir,
+    precisions: Sequence[str],
+    force: bool = False,
+    on_progress: Callable[[str], None] = _quiet,
+) -> list[Artifact]:
+    """SavedModel -> TensorFlow.js graph models in ``run`` (stage ``tfjs``; skipped when up to date).
+
+    Raises:
+        ConversionError: The tfjs environment is missing, or the converter failed.
+    """
+    from onnxpipe.converters.saved_model_to_tfjs import convert_to_tfjs, tfjs_name, tfjs_versions
+
+    options = {"precisions": list(precisions), "versions": tfjs_versions()}
+    if _up_to_date(run, "tfjs", [saved_model.path], options, force, on_progress):
+        outputs = run.manifest().stages["tfjs"].outputs
+        return [a for a in run.artifacts() if a.path.name in outputs]
+    on_progress(f"tensorflowjs {saved_model.label} -> {', '.join(tfjs_name(p) + '/' for p in precisions)}")
+    t0 = time.perf_counter()
+    artifacts = convert_to_tfjs(saved_model, run.path, precisions)
+    run.record_stage(
+        "tfjs",
+        inputs=[saved_model.path],
+        outputs=artifacts,
+        options=options,
+        seconds=time.perf_counter() - t0,
+    )
     return artifacts
 
 

@@ -72,7 +72,8 @@ def echo_parity(report: ParityReport, where: str, echo: Callable[[str], None] = 
             echo(f"  {'':<{width}}  blamed hop: {r.blame}")
     for name, e in (report.edge_readiness or {}).items():
         state = "edge-ready" if e.ready else "NOT edge-ready: " + "; ".join(e.problems)
-        echo(f"edge {name}: {state}")
+        gpu = f"; {e.gpu_delegate.verdict}" if e.gpu_delegate else ""
+        echo(f"edge {name}: {state}{gpu}")
     for note in report.notices():
         echo(f"note: {note}")
     for found in report.locate or []:

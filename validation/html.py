@@ -22,6 +22,15 @@ th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
 """
 
 
+def _gpu_cell(gpu) -> str:
+    """The GPU delegate's verdict, every rejected op in its tooltip."""
+    if gpu is None:
+        return "–"
+    why = "; ".join(f"{r['op']} (op {r['index']}): {'; '.join(r['reasons'])}" for r in gpu.rejected)
+    colour = "#1a7f37" if gpu.checked_with and not gpu.rejected else "#9a6700"
+    return f"<span style='color:{colour}' title='{_e(why or gpu.checked_with or '')}'>{_e(gpu.verdict.removeprefix('gpu delegate: '))}</span>"
+
+
 def _e(x: Any) -> str:
     return html.escape(str(x))
 
@@ -188,7 +197,8 @@ def render_html(report: ParityReport) -> str:
     readiness = report.edge_readiness or {}
     if readiness:
         out.append(
-            "<h2>Edge readiness</h2><table><tr><th>artifact</th><th>ready</th><th>ops</th><th>Flex / custom</th><th>tflite-runtime</th></tr>"
+            "<h2>Edge readiness</h2><table><tr><th>artifact</th><th>ready</th><th>ops</th><th>Flex / custom</th>"
+            "<th>tflite-runtime</th><th>GPU delegate</th></tr>"
         )
         for name, e in readiness.items():
             ops = ", ".join(f"{o['op']} v{o['version']}" for o in e.ops)
@@ -197,7 +207,8 @@ def render_html(report: ParityReport) -> str:
             special = ", ".join(e.flex_ops + e.custom_ops) or "–"
             out.append(
                 f"<tr><td>{_e(name)}</td><td style='color:{colour};font-weight:600'>{'yes' if e.ready else 'no'}</td>"
-                f"<td style='text-align:left'>{_e(ops)}</td><td>{_e(special)}</td><td title='{_e(e.tflite_runtime_note or '')}'>{loads}</td></tr>"
+                f"<td style='text-align:left'>{_e(ops)}</td><td>{_e(special)}</td><td title='{_e(e.tflite_runtime_note or '')}'>{loads}</td>"
+                f"<td style='text-align:left'>{_gpu_cell(e.gpu_delegate)}</td></tr>"
             )
         out.append("</table>")
     notes = [r for r in report.results if r.message]

@@ -142,6 +142,8 @@ class ParityResult:
     ms_per_sample: float | None = None
     message: str | None = None
     seconds: float = 0.0
+    #: What the runtime ran on, where it says (tfjs-browser: the browser and the backend it got).
+    detail: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -532,6 +534,7 @@ def validate(
         t0 = time.perf_counter()
         try:
             with cls(art, device) as rt:
+                result.detail = rt.detail
                 ex = execute(rt, inputs, options.inputs)
         except ArtifactNotLoadable as e:  # a runtime that cannot load this file: reported, never a failure
             result.status, result.message = UNAVAILABLE, str(e)

@@ -60,6 +60,8 @@ def render_markdown(report: ParityReport) -> str:
         static = {k: v for k, axes in r.dynamic_axes.items() for v in axes.values() if v != "dynamic"}
         if static:
             notes.append(f"- {where}: dynamic axes made static: {static}; run at batch {r.batch_sizes}")
+        if r.detail:
+            notes.append(f"- {where}: ran on {r.detail}")
         if r.cast_inputs:
             casts = ", ".join(f"{k} {v}" for k, v in r.cast_inputs.items())
             notes.append(f"- {where}: inputs cast as fed: {casts} (values checked to fit)")
@@ -85,21 +87,30 @@ def render_markdown(report: ParityReport) -> str:
             "",
             "## Edge readiness",
             "",
-            "| artifact | ready | ops (version) | Flex ops | custom ops | loads on tflite-runtime |",
-            "|---|---|---|---|---|---|",
+            "| artifact | ready | ops (version) | Flex ops | custom ops | loads on tflite-runtime | GPU delegate |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, e in readiness.items():
             ops = ", ".join(f"{o['op']} v{o['version']}" for o in e.ops)
             loads = {True: "yes", False: "no", None: "not checked"}[e.tflite_runtime_loads]
+            gpu = e.gpu_delegate.verdict.removeprefix("gpu delegate: ") if e.gpu_delegate else "–"
             lines.append(
                 f"| `{name}` | {'yes' if e.ready else '**no**'} | {ops} | {', '.join(e.flex_ops) or '–'} "
-                f"| {', '.join(e.custom_ops) or '–'} | {loads} |"
+                f"| {', '.join(e.custom_ops) or '–'} | {loads} | {gpu} |"
             )
         lines += [f"- `{name}`: {p}" for name, e in readiness.items() for p in e.problems]
         lines += [
             f"- `{name}`: {e.tflite_runtime_note}"
             for name, e in readiness.items()
             if e.tflite_runtime_loads is None
+        ]
+        lines += [
+            f"- `{name}`: the GPU delegate rejects {r['op']} (op {r['index']}"
+            + (f" of subgraph {r['subgraph']}" if r["subgraph"] else "")
+            + f"): {'; '.join(r['reasons'])}"
+            for name, e in readiness.items()
+            if e.gpu_delegate
+            for r in e.gpu_delegate.rejected
         ]
     for found in report.locate or []:
         lines += [

@@ -21,7 +21,34 @@ from onnxpipe.pipeline.commands.options import (
     with_tokenizer,
 )
 
-TARGETS = ("saved_model", "tflite")
+TARGETS = ("saved_model", "tflite", "tfjs")
+#: TensorFlow.js weight precisions (``uint8`` is tfjs's only; fp32 and fp16 are shared with TFLite).
+TFJS_ONLY_PRECISIONS = ("uint8",)
+ALL_PRECISIONS = (*PRECISIONS, *TFJS_ONLY_PRECISIONS)
+
+
+def split_precisions(
+    to: tuple[str, ...], precisions: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The TFLite and the tfjs precisions of ``precisions`` for targets ``to``.
+
+    Raises:
+        click.UsageError: A precision no target asked for makes (``uint8`` without tfjs, ``int8``
+            with tfjs alone).
+    """
+    from onnxpipe.converters.saved_model_to_tfjs import TFJS_PRECISIONS
+
+    tflite = tuple(p for p in precisions if p in PRECISIONS) if "tflite" in to else ()
+    tfjs = tuple(p for p in precisions if p in TFJS_PRECISIONS) if "tfjs" in to else ()
+    unmade = [p for p in precisions if p not in tflite and p not in tfjs]
+    if unmade and ("tflite" in to or "tfjs" in to):
+        makers = {"tflite": PRECISIONS, "tfjs": tuple(TFJS_PRECISIONS)}
+        made_by = [t for t, ps in makers.items() if unmade[0] in ps]
+        raise click.UsageError(
+            f"--precision {unmade[0]}: no target in --to {','.join(to)} makes it "
+            f"(add {' or '.join(made_by)} to --to)"
+        )
+    return tflite, tfjs
 
 
 def run_conversion(
@@ -60,12 +87,12 @@ def run_conversion(
     from onnxpipe.validation.inputs import InputConfig
     from onnxpipe.validation.parity import ValidateOptions
 
-    precisions = precisions if "tflite" in to else ()
+    precisions, tfjs_precisions = split_precisions(to, precisions)
     calibrated = any(p in CALIBRATED_PRECISIONS for p in precisions)
     spec = resolve_artifact(source).spec  # read once: what the data is checked against
     takes_shapes = any(not t.invented for t in spec.inputs)  # no value can be made up for an input
     options = TFConvertOptions(
-        saved_model="saved_model" in to,
+        saved_model="saved_model" in to or bool(tfjs_precisions),  # tfjs is converted from the SavedModel
         precisions=precisions,
         calibration=(calibration or inputs) if calibrated else None,
         samples=inputs if inputs is not None and takes_shapes else None,
@@ -75,7 +102,7 @@ def run_conversion(
     if max_memory_gb is not None:
         options = dataclasses.replace(options, max_memory=int(max_memory_gb * 2**30))
     if compare or backend == "auto":
-        return _compare(
+        artifacts = _compare(
             source,
             out,
             options,
@@ -86,11 +113,32 @@ def run_conversion(
             budget_s=budget_s,
             validate_options=validate_options,
         )
-    artifacts = convert_stage(
-        source, out, options, export_options, on_progress=say, force=force, backend=backend
-    )
-    _echo_artifacts(artifacts)
+        if compare and backend != "auto":
+            return artifacts
+    else:
+        artifacts = convert_stage(
+            source, out, options, export_options, on_progress=say, force=force, backend=backend
+        )
+        _echo_artifacts(artifacts)
+    if tfjs_precisions:
+        artifacts += _to_tfjs(artifacts, out, tfjs_precisions, force)
     return artifacts
+
+
+def _to_tfjs(artifacts: list, out: Path, precisions: tuple[str, ...], force: bool) -> list:
+    """The tfjs stage on the SavedModel just made (or kept by the planner)."""
+    from onnxpipe.models.artifact import Format
+    from onnxpipe.models.errors import ConversionError
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.stages import tfjs_stage
+    from onnxpipe.pipeline.ui import say
+
+    saved_models = [a for a in artifacts if a.format is Format.TF_SAVED_MODEL]
+    if not saved_models:
+        raise ConversionError(f"{out}: no SavedModel was made, so there is nothing to convert to tfjs")
+    made = tfjs_stage(saved_models[0], RunDir(out), precisions, force=force, on_progress=say)
+    _echo_artifacts(made)
+    return made
 
 
 def _check_data(spec, source: Path, inputs, options) -> None:
@@ -161,13 +209,17 @@ def _compare(
 @click.command("convert")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option(
-    "--to", "to", default="saved_model,tflite", show_default=True, help="Comma list of: saved_model, tflite."
+    "--to",
+    "to",
+    default="saved_model,tflite",
+    show_default=True,
+    help="Comma list of: saved_model, tflite, tfjs (TensorFlow.js, from the SavedModel: make setup-tfjs).",
 )
 @click.option(
     "--precision",
     default="fp32,fp16",
     show_default=True,
-    help=f"TFLite precisions: {', '.join(PRECISIONS)}.",
+    help=f"Precisions: TFLite {', '.join(PRECISIONS)}; tfjs weights fp32, fp16, uint8.",
 )
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="Output folder [default: SOURCE's folder]."
@@ -251,6 +303,8 @@ def command(
     Examples:
       onnxpipe convert runs/cnn/checkpoint.pt --to saved_model,tflite --precision fp32,fp16
 
+      onnxpipe convert runs/cnn/checkpoint.pt --to tfjs --precision fp32,fp16,uint8
+
       onnxpipe convert runs/cnn/checkpoint.pt --backend onnx-tf
 
       onnxpipe convert runs/cnn/checkpoint.pt --compare-backends
@@ -277,9 +331,10 @@ def command(
     from onnxpipe.pipeline.stages import resolve_checkpoint
 
     targets = csv_choice(to, TARGETS, "target")
-    precisions = csv_choice(precision, tuple(PRECISIONS), "precision")
+    precisions = csv_choice(precision, ALL_PRECISIONS, "precision")
     if not targets:
-        raise click.UsageError("--to: give at least one of saved_model, tflite")
+        raise click.UsageError("--to: give at least one of saved_model, tflite, tfjs")
+    split_precisions(targets, precisions)  # refused before anything runs
     hf = is_hf_source(source)
     image_size = None if hf else data_image_size(user, user_inputs, calibration)
     if user["model_class"] is None:

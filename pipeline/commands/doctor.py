@@ -133,7 +133,7 @@ def _browser() -> Check:
         (shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
     )
     return Check(
-        "Chromium (HTML report test)",
+        "Chromium (HTML report test, tfjs-browser)",
         found is not None,
         found or "not found",
         "make setup-browser (needs root)",
@@ -145,6 +145,7 @@ def checks(cuda: bool = True) -> list[Check]:
     from onnxpipe.converters.route import ROUTES
     from onnxpipe.converters.routes.litert_torch import LITERT_PYTHON
     from onnxpipe.converters.routes.onnx_tf import LEGACY_PYTHON
+    from onnxpipe.converters.saved_model_to_tfjs import TFJS_PYTHON
     from onnxpipe.validation.runtimes import RUNTIMES
     from onnxpipe.validation.runtimes.tflite_edge import EDGE_PYTHON
 
@@ -161,6 +162,9 @@ def checks(cuda: bool = True) -> list[Check]:
         ),
         _other_environment(
             "litert environment (litert-torch)", LITERT_PYTHON, ("litert-torch", "torch"), "make setup-litert"
+        ),
+        _other_environment(
+            "tfjs environment (tensorflowjs)", TFJS_PYTHON, ("tensorflowjs", "tensorflow"), "make setup-tfjs"
         ),
     ]
     for name in ROUTES.names():

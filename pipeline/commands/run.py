@@ -45,7 +45,14 @@ from onnxpipe.validation.parity import FAIL_ON
 )
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
 @click.option("--seed", type=int, default=None, help="Override train.seed.")
-@click.option("--precision", default=None, help="Override convert.precisions (comma list).")
+@click.option("--precision", default=None, help="Override convert.precisions (comma list; tfjs also uint8).")
+@click.option(
+    "--to",
+    "to",
+    default="saved_model,tflite",
+    show_default=True,
+    help="Comma list of: saved_model, tflite, tfjs (TensorFlow.js: make setup-tfjs).",
+)
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default=None, help="Override validate.fail_on.")
 @click.option(
     "--backend",
@@ -64,6 +71,7 @@ def command(
     epochs: int | None,
     seed: int | None,
     precision: str | None,
+    to: str,
     fail_on: str | None,
     backend: str,
     user_inputs: Path | None,
@@ -72,7 +80,7 @@ def command(
     force: bool,
     **hf: object,
 ) -> None:
-    """Train MODEL, export it to ONNX, convert it to SavedModel and TFLite, validate every artifact.
+    """Train MODEL, export it to ONNX, convert it (SavedModel, TFLite, tfjs), validate every artifact.
 
     Writes the resolved configuration to OUT/config.json. Exit code 1 when parity fails.
 
@@ -83,12 +91,14 @@ def command(
 
       onnxpipe run --model cnn --precision fp32,int8 --inputs my_digits.npz
 
+      onnxpipe run --model cnn --to saved_model,tflite,tfjs --precision fp32,fp16,uint8
+
     A Hugging Face folder as --model is imported (offline, as `onnxpipe convert FOLDER` does) in
     place of training; OUT defaults to runs/FOLDER_NAME.
     """
     from onnxpipe.converters.onnx_to_saved_model import PRECISIONS
     from onnxpipe.models.fs import write_json
-    from onnxpipe.pipeline.commands.convert import run_conversion
+    from onnxpipe.pipeline.commands.convert import ALL_PRECISIONS, TARGETS, run_conversion, split_precisions
     from onnxpipe.pipeline.commands.options import csv_choice
     from onnxpipe.pipeline.commands.train import run_training
     from onnxpipe.pipeline.commands.validate import run_validation
@@ -109,8 +119,14 @@ def command(
     cfg = cfg.override("validate", fail_on=fail_on)
     if data is not None:  # validated on first, and int8 calibrated on them
         cfg = cfg.override("validate", inputs=dataclasses.replace(cfg.validate.inputs, user=data))
-    if precision is not None:
-        cfg = cfg.override("convert", precisions=csv_choice(precision, tuple(PRECISIONS), "precision"))
+    targets = csv_choice(to, TARGETS, "target")
+    if not targets:
+        raise click.UsageError("--to: give at least one of saved_model, tflite, tfjs")
+    asked = csv_choice(precision, ALL_PRECISIONS, "precision") if precision is not None else None
+    if asked is not None:
+        cfg = cfg.override("convert", precisions=tuple(p for p in asked if p in PRECISIONS))
+    precisions = asked if asked is not None else tuple(cfg.convert.precisions)
+    split_precisions(targets, precisions)  # a precision no target makes is refused before training
     if not folder:
         cfg.train.resolved()  # a bad name or value fails before the run directory is created
         if cfg.validate.inputs.user is not None:  # and so do samples that do not fit the model
@@ -139,8 +155,8 @@ def command(
         run_conversion(
             run.checkpoint,
             out,
-            ("saved_model", "tflite"),
-            cfg.convert.precisions,
+            targets,
+            precisions,
             cfg.export,
             force,
             backend,

@@ -22,7 +22,8 @@ def test_doctor_lists_every_environment_route_and_runtime_and_exits_0_when_the_p
     )
     for name in ROUTES.names():
         assert f"route {name}" in rows
-    assert "runtime tflite-runtime" in rows and "Chromium (HTML report test)" in rows
+    assert "runtime tflite-runtime" in rows and "Chromium (HTML report test, tfjs-browser)" in rows
+    assert "runtime tfjs-browser" in rows and rows["tfjs environment (tensorflowjs)"].split(" | ")[1] == "ok"
     assert "the default pipeline can run here" in proc.stdout
 
     # An environment that is not there: its row says so and names the make target; still exit 0.

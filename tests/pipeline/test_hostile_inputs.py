@@ -746,6 +746,108 @@ YOUR_DATA_AND_CONFIG_TYPES = [
 CASES += YOUR_DATA_AND_CONFIG_TYPES
 
 
+def _tfjs(tmp: Path, name: str, model: dict | str, shards: dict[str, bytes] | None = None) -> Path:
+    folder = tmp / name
+    folder.mkdir()
+    (folder / "model.json").write_text(model if isinstance(model, str) else json.dumps(model))
+    for shard, data in (shards or {}).items():
+        (folder / shard).write_bytes(data)
+    return folder
+
+
+_SIGNATURE = {
+    "inputs": {
+        "input": {
+            "name": "input:0",
+            "dtype": "DT_FLOAT",
+            "tensorShape": {"dim": [{"size": "-1"}, {"size": "8"}, {"size": "8"}, {"size": "1"}]},
+        }
+    },
+    "outputs": {
+        "output_0": {
+            "name": "Identity:0",
+            "dtype": "DT_FLOAT",
+            "tensorShape": {"dim": [{"size": "-1"}, {"size": "10"}]},
+        }
+    },
+}
+
+
+def _graph_model(paths: list[str]) -> dict:
+    weights = [{"name": "w", "shape": [4], "dtype": "float32"}]
+    return {
+        "format": "graph-model",
+        "signature": _SIGNATURE,
+        "modelTopology": {"node": []},
+        "weightsManifest": [{"paths": paths, "weights": weights}],
+    }
+
+
+TFJS = [
+    Case(
+        "uint8 without tfjs",
+        lambda t, r: [
+            "convert",
+            str(r / "checkpoint.pt"),
+            "--out",
+            str(t / "o"),
+            "--to",
+            "tflite",
+            "--precision",
+            "uint8",
+        ],
+        2,
+        r"--precision uint8: no target in --to tflite makes it \(add tfjs to --to\)",
+    ),
+    Case(
+        "int8 with tfjs alone",
+        lambda t, r: [
+            "convert",
+            str(r / "checkpoint.pt"),
+            "--out",
+            str(t / "o"),
+            "--to",
+            "tfjs",
+            "--precision",
+            "int8",
+        ],
+        2,
+        r"--precision int8: no target in --to tfjs makes it \(add tflite to --to\)",
+    ),
+    Case(
+        "tfjs model.json that is not JSON",
+        lambda t, r: _validate(r, t, _tfjs(t, "web", "{not json")),
+        2,
+        r"web: cannot be loaded as tfjs \(JSONDecodeError",
+    ),
+    Case(
+        "tfjs layers model, not a graph model",
+        lambda t, r: _validate(r, t, _tfjs(t, "web", {"format": "layers-model", "modelTopology": {}})),
+        2,
+        r"web: cannot be loaded as tfjs .*'layers-model', not a graph-model",
+    ),
+    Case(
+        "tfjs graph model without a signature",
+        lambda t, r: _validate(r, t, _tfjs(t, "web", {"format": "graph-model", "modelTopology": {}})),
+        2,
+        r"web: cannot be loaded as tfjs .*no signature",
+    ),
+    Case(
+        "tfjs weight shard outside its folder",
+        lambda t, r: _validate(r, t, _tfjs(t, "web", _graph_model(["../secret.bin"]))),
+        2,
+        r"weight shard '\.\./secret\.bin' lies outside the model's folder",
+    ),
+    Case(
+        "tfjs weight shard missing",
+        lambda t, r: _validate(r, t, _tfjs(t, "web", _graph_model(["group1-shard1of1.bin"]))),
+        2,
+        r"weight shard 'group1-shard1of1\.bin' is missing",
+    ),
+]
+CASES += TFJS
+
+
 def _mlp_tflite(tmp: Path) -> Path:
     """A TFLite file of a 2-D model: its [batch, 64] input fits no layout of the CNN's [batch, 1, 8, 8]."""
     import tensorflow as tf

@@ -27,6 +27,9 @@ RUNTIMES: Registry[type[Runtime]] = Registry(
         "ai-edge-litert-ref": "onnxpipe.validation.runtimes.tflite:LiteRtReferenceRuntime",
         "tf.lite": "onnxpipe.validation.runtimes.tflite:TfLiteRuntime",
         "tflite-runtime": "onnxpipe.validation.runtimes.tflite_edge:TfliteRuntimeEdge",
+        "tfjs-cpu": "onnxpipe.validation.runtimes.tfjs:TfjsCpuRuntime",
+        "tfjs-wasm": "onnxpipe.validation.runtimes.tfjs:TfjsWasmRuntime",
+        "tfjs-browser": "onnxpipe.validation.runtimes.tfjs_browser:TfjsBrowserRuntime",
     },
 )
 
@@ -36,6 +39,7 @@ DEFAULT_RUNTIME = {
     Format.ONNX: "onnxruntime",
     Format.TF_SAVED_MODEL: "tensorflow",
     Format.TFLITE: "ai-edge-litert",
+    Format.TFJS: "tfjs-cpu",
 }
 
 
@@ -46,6 +50,7 @@ RUNTIMES_BY_FORMAT = {
     Format.ONNX: ("onnxruntime",),
     Format.TF_SAVED_MODEL: ("tensorflow",),
     Format.TFLITE: ("ai-edge-litert", "ai-edge-litert-ref", "tf.lite", "tflite-runtime"),
+    Format.TFJS: ("tfjs-cpu", "tfjs-wasm", "tfjs-browser"),
 }
 
 
@@ -62,6 +67,7 @@ _CHECK_CHAIN = {
     Format.ONNX: ("onnxruntime", "onnx-reference"),
     Format.TF_SAVED_MODEL: ("tensorflow",),
     Format.TFLITE: ("ai-edge-litert", "ai-edge-litert-ref"),
+    Format.TFJS: ("tfjs-cpu",),
 }
 
 

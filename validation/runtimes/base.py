@@ -82,6 +82,11 @@ class Runtime(abc.ABC):
         return None
 
     @property
+    def detail(self) -> str | None:
+        """What the loaded runtime runs on, where it is worth saying (a browser's backend), else ``None``."""
+        return None
+
+    @property
     def device_used(self) -> str:
         """The device the loaded session really runs on (never the one merely asked for)."""
         return self.device
