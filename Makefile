@@ -149,8 +149,8 @@ screenshot: $(RUN)/report.html
 
 # --- benchmarks: the CNN and the MobileNet-style model, every artifact x runtime, then the ratios ---
 BENCH_PRECISIONS ?= fp32,fp16,int8
-bench: $(STAMP) $(LEGACY_STAMP)
-	$(ONNXPIPE) run --model cnn --out runs/cnn --precision $(BENCH_PRECISIONS)
+bench: $(STAMP) $(LEGACY_STAMP) $(TFJS_STAMP)
+	$(ONNXPIPE) run --model cnn --out runs/cnn --to saved_model,tflite,tfjs --precision $(BENCH_PRECISIONS)
 	$(ONNXPIPE) run --model mobilenet --out runs/mobilenet --precision $(BENCH_PRECISIONS) --fail-on fp32
 	$(ONNXPIPE) convert runs/cnn/checkpoint.pt --compare-backends --precision fp32
 	$(ONNXPIPE) convert runs/mobilenet/checkpoint.pt --compare-backends --precision fp32

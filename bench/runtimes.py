@@ -1,4 +1,4 @@
-"""Our TFLite fp32 and int8 vs ONNX Runtime vs PyTorch on the same model, inputs and threads.
+"""Our TFLite fp32 and int8 vs ONNX Runtime vs PyTorch vs TensorFlow.js, same model, inputs and threads.
 
 Usage: python bench/runtimes.py RUN_DIR [RUN_DIR ...] [--threads N] [--iters N]
 Also compares each converter route's fp32 TFLite with the first route's, and their conversion times, where
@@ -26,7 +26,7 @@ def main() -> None:
     from onnxpipe.validation.bench import BenchOptions, bench
 
     print(load_line())
-    runtimes = ("pytorch", "onnxruntime", "ai-edge-litert")
+    runtimes = ("pytorch", "onnxruntime", "ai-edge-litert", "tfjs-cpu", "tfjs-wasm", "tfjs-browser")
     for run in args.runs:
         reference, candidates = run_dir_artifacts(RunDir(run))
         options = BenchOptions(
@@ -54,6 +54,16 @@ def main() -> None:
             print(ratio_line(f"{model} tflite_int8 vs onnxruntime", int8, ort_s))
         if not int8:
             print(f"{model} tflite_int8: skipped (no model_int8.tflite; convert with --precision ...,int8)")
+        tfjs = {rt: p50.get(("tfjs", rt)) for rt in ("tfjs-cpu", "tfjs-wasm", "tfjs-browser")}
+        for rt, seconds in tfjs.items():  # TensorFlow.js's backends beside the desktop runtimes
+            if seconds and fp32:
+                print(ratio_line(f"{model} {rt} vs tflite_fp32", seconds, fp32))
+            elif not seconds:
+                print(
+                    f"{model} {rt}: skipped (no tfjs/ run on it; convert with --to ...,tfjs and make setup-tfjs)"
+                )
+        if tfjs["tfjs-wasm"] and tfjs["tfjs-cpu"]:
+            print(ratio_line(f"{model} tfjs-wasm vs tfjs-cpu", tfjs["tfjs-wasm"], tfjs["tfjs-cpu"]))
         backend_ratios(run, model, options)
 
 

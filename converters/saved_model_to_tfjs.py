@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from onnxpipe.converters.onnx_to_saved_model import call_worker, worker_versions
 from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.environments import TFJS_PYTHON
 from onnxpipe.models.errors import ConversionError, UsageError
 from onnxpipe.models.fs import atomic_path
 
@@ -42,11 +42,6 @@ log = logging.getLogger(__name__)
 #: Precision -> the converter's weight quantization.
 TFJS_PRECISIONS = {"fp32": None, "fp16": "float16", "uint8": "uint8"}
 
-#: The tfjs environment's interpreter: ``.venv-tfjs`` at the project root, or ``ONNXPIPE_TFJS_PYTHON``.
-TFJS_PYTHON = Path(
-    os.environ.get("ONNXPIPE_TFJS_PYTHON")
-    or Path(__file__).resolve().parents[1] / ".venv-tfjs" / "bin" / "python"
-)
 _WORKER = Path(__file__).resolve().parent / "tfjs_worker.py"
 NAME = "tensorflowjs"
 

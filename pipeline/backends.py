@@ -274,7 +274,14 @@ def compare_backends(
             checkpoint = checkpoint or resolve_artifact(source)
         reference = checkpoint if exported else onnx
         candidates = [onnx, *made] if exported else made
-        report = validate_stage(reference, candidates, sub.path, validate_options, on_progress, force=force)
+        report = validate_stage(
+            reference,
+            candidates,
+            sub.path,
+            dataclasses.replace(validate_options, gpu_delegate=False),  # readiness is validate's to report
+            on_progress,
+            force=force,
+        )
         seconds = time.perf_counter() - t0
         made_names = {a.label for a in made}
         not_made = {k: v for a in made for k, v in a.extra.get("not_made", {}).items()}

@@ -213,8 +213,10 @@ def render_html(report: ParityReport) -> str:
         out.append("</table>")
     notes = [r for r in report.results if r.message]
     casts = {r.artifact: r.cast_inputs for r in report.results if r.cast_inputs}
-    if notes or casts:
+    ran_on = dict.fromkeys((r.runtime, r.detail) for r in report.results if r.detail)
+    if notes or casts or ran_on:
         out.append("<h2>Notes</h2><ul>")
+        out += [f"<li><b>{_e(runtime)}</b> ran on {_e(detail)}</li>" for runtime, detail in ran_on]
         out += [
             f"<li><b>{_e(r.artifact)}</b> on {_e(r.runtime)}/{_e(r.device)} ({_e(r.status)}): {_e(r.message)}</li>"
             for r in notes

@@ -60,8 +60,6 @@ def render_markdown(report: ParityReport) -> str:
         static = {k: v for k, axes in r.dynamic_axes.items() for v in axes.values() if v != "dynamic"}
         if static:
             notes.append(f"- {where}: dynamic axes made static: {static}; run at batch {r.batch_sizes}")
-        if r.detail:
-            notes.append(f"- {where}: ran on {r.detail}")
         if r.cast_inputs:
             casts = ", ".join(f"{k} {v}" for k, v in r.cast_inputs.items())
             notes.append(f"- {where}: inputs cast as fed: {casts} (values checked to fit)")
@@ -70,7 +68,8 @@ def render_markdown(report: ParityReport) -> str:
                 f"- {where}: max abs by input group: "
                 + ", ".join(f"{g} {_fmt(v.max_abs)}" for g, v in r.groups.items())
             )
-    notes = [f"- {n}" for n in report.notices()] + notes  # said once, before the per-row notes
+    ran_on = dict.fromkeys(f"- {r.runtime}: ran on {r.detail}" for r in report.results if r.detail)
+    notes = [f"- {n}" for n in report.notices()] + list(ran_on) + notes  # said once, before the per-row notes
     if notes:
         lines += ["", "## Notes", "", *notes]
     if report.provenance:

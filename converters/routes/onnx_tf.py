@@ -13,7 +13,6 @@ conversion with the converter's reason, and nothing is written.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,6 +30,7 @@ from onnxpipe.converters.route import ROUTES, Route
 from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS
 from onnxpipe.converters.torch_to_onnx import ExportOptions
 from onnxpipe.models.artifact import Artifact, Format, TensorBinding
+from onnxpipe.models.environments import LEGACY_PYTHON
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem, UsageError
 from onnxpipe.models.execution import RuntimeOpener
 from onnxpipe.models.fs import atomic_path
@@ -51,11 +51,6 @@ log = logging.getLogger(__name__)
 #: The route's name: ``--backend onnx-tf``, and the backend recorded on its artifacts.
 NAME = "onnx-tf"
 
-#: The legacy environment's interpreter: ``.venv-legacy`` at the project root, or ``ONNXPIPE_LEGACY_PYTHON``.
-LEGACY_PYTHON = Path(
-    os.environ.get("ONNXPIPE_LEGACY_PYTHON")
-    or Path(__file__).resolve().parents[2] / ".venv-legacy" / "bin" / "python"
-)
 #: The opset checkpoints are exported at for onnx-tf (with the TorchScript exporter): 14, the first
 #: at which it exports ``scaled_dot_product_attention`` (every attention block of transformers).
 #: onnx-tf 1.10 stops at Squeeze/Unsqueeze-11; the worker adds the -13 handlers

@@ -109,7 +109,8 @@ def test_tfjs_rows_pass_in_node_and_in_chromium(tfjs_run):
     assert (
         "backend webgl" in fp32["tfjs-browser"]["detail"] or "backend wasm" in fp32["tfjs-browser"]["detail"]
     )
-    assert "ran on @tensorflow/tfjs" in (tfjs_run / "parity.md").read_text()
+    assert "- tfjs-browser: ran on @tensorflow/tfjs" in (tfjs_run / "parity.md").read_text()
+    assert "<b>tfjs-wasm</b> ran on @tensorflow/tfjs" in (tfjs_run / "report.html").read_text()
 
 
 def test_a_perturbed_weight_shard_is_caught_and_blamed_on_the_tfjs_hop(tfjs_run, tmp_path):
