@@ -124,16 +124,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(
             path, f"checkpoint format {payload['format']!r}, expected {CHECKPOINT_FORMAT!r}"
         )
-    return Checkpoint(
-        model=payload["model"],
-        state_dict=payload["state_dict"],
-        spec=ModelSpec.from_dict(payload["spec"]),
-        model_kwargs=dict(payload.get("model_kwargs", {})),
-        model_class=payload.get("model_class"),
-        train_config=dict(payload.get("train_config", {})),
-        metrics=dict(payload.get("metrics", {})),
-        path=path,
-    )
+    try:  # a damaged file can still unpickle, into a record missing keys or holding other types
+        return Checkpoint(
+            model=payload["model"],
+            state_dict=payload["state_dict"],
+            spec=ModelSpec.from_dict(payload["spec"]),
+            model_kwargs=dict(payload.get("model_kwargs", {})),
+            model_class=payload.get("model_class"),
+            train_config=dict(payload.get("train_config", {})),
+            metrics=dict(payload.get("metrics", {})),
+            path=path,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(
+            path, f"not a valid onnxpipe checkpoint: its record does not read ({type(e).__name__}: {e})"
+        ) from e
 
 
 def load_model(source: str | Path | Checkpoint):

@@ -130,6 +130,12 @@ CASES = [
         2,
         r"arch\.pt: does not fit architecture 'mlp': missing keys",
     ),
+    Case(  # found by the fuzz test: one byte of the spec's "outputs" key zeroed still unpickles
+        "checkpoint whose spec lacks a key",
+        lambda t, r: ["export", str(_ckpt(r, t, "spec.pt", lambda d: d["spec"].pop("outputs")))],
+        2,
+        r"spec\.pt: not a valid onnxpipe checkpoint: its record does not read \(KeyError: 'outputs'\)",
+    ),
     Case(
         "checkpoint with unknown model",
         lambda t, r: ["export", str(_ckpt(r, t, "vgg.pt", lambda d: d.update(model="vgg")))],
@@ -882,9 +888,9 @@ def test_hostile_input(case: Case, cnn_run: Path, tmp_path: Path):
 # cuts it short one time in five). Validated through the CLI with every runtime of the format, each
 # is a clean error (exit 2, one line, nothing written) or a report whose rows say what happened (a
 # runtime that crashes in native code is an error row naming the signal): never a crash without a
-# report, never a traceback. 6 seeds per format in the default run, 24 more with the slow tests.
+# report, never a traceback. 4 seeds per format in the default run, 26 more with the slow tests.
 MUTATED = [
-    pytest.param(fmt, seed, marks=[pytest.mark.slow] if seed >= 6 else [], id=f"{fmt}-seed{seed}")
+    pytest.param(fmt, seed, marks=[pytest.mark.slow] if seed >= 4 else [], id=f"{fmt}-seed{seed}")
     for fmt in ("tflite", "onnx")
     for seed in range(30)
 ]
