@@ -21,6 +21,10 @@ from pathlib import Path
 
 from _common import ROOT, load_line, median_alternating, ratio_line, wall
 
+#: What raw_inference.py runs, and tflite-runtime (which it does not: validate pays for it): a run
+#: with tfjs artifacts is measured on the same runtimes as one without.
+RUNTIMES = "pytorch,onnxruntime,tensorflow,ai-edge-litert,ai-edge-litert-ref,tf.lite,tflite-runtime"
+
 
 def main() -> None:
     """Print the convert and validate overhead ratios."""
@@ -65,6 +69,8 @@ def main() -> None:
                 str(run),
                 "--devices",
                 "cpu",
+                "--runtimes",
+                RUNTIMES,
                 "--out",
                 str(out),
                 "--force",
@@ -77,7 +83,17 @@ def main() -> None:
             )
 
         def validate_in_process() -> float:
-            cmd = [python, "-m", "onnxpipe.pipeline", "validate", str(run), "--devices", "cpu"]
+            cmd = [
+                python,
+                "-m",
+                "onnxpipe.pipeline",
+                "validate",
+                str(run),
+                "--devices",
+                "cpu",
+                "--runtimes",
+                RUNTIMES,
+            ]
             return wall([*cmd, "--out", str(out), "--force", "--in-process"], cwd=ROOT, env=env)
 
         a, b = median_alternating(validate_ours, validate_raw, args.rounds)

@@ -132,6 +132,7 @@ def test_a_vision_folder_runs_end_to_end_and_validates(tmp_path):
     assert proc.returncode == 2 and "takes no attention_mask beside pixel_values" in proc.stderr
 
 
+@pytest.mark.slow  # 53 s: the padding-mask inputs themselves are checked in tests/validation/test_parity.py
 def test_an_attention_mask_is_an_input_of_its_own_range(bert_folder, tmp_path):
     import numpy as np
     import onnxruntime as ort

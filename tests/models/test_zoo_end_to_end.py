@@ -23,7 +23,11 @@ def _make_all(
 
 @pytest.mark.parametrize(
     ("model", "epochs"),
-    [("gru", None), ("lstm", None), ("transformer", 5)],  # the transformer's 30 epochs take 75 s here
+    [
+        pytest.param("gru", None, marks=pytest.mark.slow),
+        ("lstm", None),
+        ("transformer", 5),
+    ],  # gru: lstm's twin  # the transformer's 30 epochs take 75 s here
 )
 def test_make_all_passes_parity_at_fp32_and_fp16(tmp_path, model, epochs):
     report = _make_all(model, tmp_path / model, "fp32,fp16", epochs)

@@ -138,7 +138,7 @@ def _tflite_of(fn_body, signature) -> bytes:
     return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()]).convert()
 
 
-@pytest.mark.parametrize("swap", ["another model", "another interface"])
+@pytest.mark.parametrize("swap", ["another model", pytest.param("another interface", marks=pytest.mark.slow)])
 def test_an_artifact_swapped_for_another_file_is_caught_and_named(cnn_copy, swap):
     """A run's .tflite replaced by another model's file: the manifest's record (names, layouts) is of
     the file onnxpipe wrote, so the new one is bound by what it declares and judged as found."""

@@ -59,7 +59,13 @@ def _class(folder) -> str:
     return f"{folder / 'user_net_for_tests.py'}:Net"
 
 
-@pytest.mark.parametrize("weights", ["weights.pt", "weights.safetensors"])
+@pytest.mark.parametrize(
+    "weights",
+    [
+        "weights.pt",
+        pytest.param("weights.safetensors", marks=pytest.mark.slow),
+    ],  # the same path after loading
+)
 def test_a_user_class_is_converted_and_validated_from_its_checkpoint(user_files, tmp_path, weights):
     run = tmp_path / "run"
     model = ["--model-class", _class(user_files), "--model-kwargs", '{"width": 4}']
