@@ -60,22 +60,11 @@ def main() -> None:
 
         out = Path(tmp) / "report"
 
+        validate = [python, "-m", "onnxpipe.pipeline", "validate", str(run), "--devices", "cpu"]
+        validate += ["--runtimes", RUNTIMES, "--out", str(out), "--force"]
+
         def validate_ours() -> float:
-            cmd = [
-                python,
-                "-m",
-                "onnxpipe.pipeline",
-                "validate",
-                str(run),
-                "--devices",
-                "cpu",
-                "--runtimes",
-                RUNTIMES,
-                "--out",
-                str(out),
-                "--force",
-            ]
-            return wall(cmd, cwd=ROOT, env=env)
+            return wall(validate, cwd=ROOT, env=env)
 
         def validate_raw() -> float:
             return wall(
@@ -83,18 +72,7 @@ def main() -> None:
             )
 
         def validate_in_process() -> float:
-            cmd = [
-                python,
-                "-m",
-                "onnxpipe.pipeline",
-                "validate",
-                str(run),
-                "--devices",
-                "cpu",
-                "--runtimes",
-                RUNTIMES,
-            ]
-            return wall([*cmd, "--out", str(out), "--force", "--in-process"], cwd=ROOT, env=env)
+            return wall([*validate, "--in-process"], cwd=ROOT, env=env)
 
         a, b = median_alternating(validate_ours, validate_raw, args.rounds)
         print(ratio_line("onnxpipe validate vs raw inference of its runtimes", a, b))

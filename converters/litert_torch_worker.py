@@ -22,15 +22,9 @@ import re
 
 
 def _versions(names=("litert-torch", "torch", "ai-edge-litert", "ai-edge-quantizer")):
-    import importlib.metadata as md
+    from package_versions import package_versions  # a sibling file
 
-    def version(name):
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return None
-
-    return {name: version(name) for name in names}
+    return package_versions(names)
 
 
 def _natural(key):

@@ -26,15 +26,9 @@ class MissingHandlers(Exception):
 
 
 def _versions(names=("onnx-tf", "tensorflow", "onnx")):
-    import importlib.metadata as md
+    from package_versions import package_versions  # a sibling file
 
-    def version(name):
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return None
-
-    return {name: version(name) for name in names}
+    return package_versions(names)
 
 
 def _convert(req, calibration):

@@ -789,34 +789,29 @@ def _graph_model(paths: list[str]) -> dict:
     }
 
 
+def _convert_to(run: Path, tmp: Path, to: str, precision: str) -> list[str]:
+    return [
+        "convert",
+        str(run / "checkpoint.pt"),
+        "--out",
+        str(tmp / "o"),
+        "--to",
+        to,
+        "--precision",
+        precision,
+    ]
+
+
 TFJS = [
     Case(
         "uint8 without tfjs",
-        lambda t, r: [
-            "convert",
-            str(r / "checkpoint.pt"),
-            "--out",
-            str(t / "o"),
-            "--to",
-            "tflite",
-            "--precision",
-            "uint8",
-        ],
+        lambda t, r: _convert_to(r, t, "tflite", "uint8"),
         2,
         r"--precision uint8: no target in --to tflite makes it \(add tfjs to --to\)",
     ),
     Case(
         "int8 with tfjs alone",
-        lambda t, r: [
-            "convert",
-            str(r / "checkpoint.pt"),
-            "--out",
-            str(t / "o"),
-            "--to",
-            "tfjs",
-            "--precision",
-            "int8",
-        ],
+        lambda t, r: _convert_to(r, t, "tfjs", "int8"),
         2,
         r"--precision int8: no target in --to tfjs makes it \(add tflite to --to\)",
     ),

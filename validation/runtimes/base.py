@@ -25,7 +25,7 @@ from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import EnvironmentProblem, UsageError, ValidationInputError
 from onnxpipe.models.spec import NOT_DATA
 
-__all__ = ["ArtifactNotLoadable", "Runtime"]
+__all__ = ["ArtifactNotLoadable", "Runtime", "WorkerRuntime"]
 
 T = TypeVar("T")
 
@@ -261,3 +261,14 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def _run(self, feeds: dict[str, np.ndarray]) -> Mapping[str, Any]:
         """Run on feeds in the artifact's names and layout; return outputs by the artifact's names."""
+
+
+class WorkerRuntime(Runtime):
+    """A runtime that keeps one worker process (:class:`onnxpipe.models.wire.Worker`) per artifact."""
+
+    _worker: Any = None
+
+    def _close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()

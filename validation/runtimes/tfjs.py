@@ -22,7 +22,7 @@ import numpy as np
 from onnxpipe.models import wire
 from onnxpipe.models.artifact import Format
 from onnxpipe.models.errors import OnnxpipeError
-from onnxpipe.validation.runtimes.base import Runtime
+from onnxpipe.validation.runtimes.base import WorkerRuntime
 
 __all__ = ["TFJS_DIR", "TfjsCpuRuntime", "TfjsRuntime", "TfjsWasmRuntime", "node_reason"]
 
@@ -44,7 +44,7 @@ def node_reason() -> str | None:
     return None
 
 
-class TfjsRuntime(Runtime):
+class TfjsRuntime(WorkerRuntime):
     """A tfjs graph model on one backend of ``@tensorflow/tfjs`` in a Node worker."""
 
     formats = frozenset({Format.TFJS})
@@ -78,12 +78,6 @@ class TfjsRuntime(Runtime):
 
     def declared_dtypes(self) -> dict[str, str]:  # noqa: D102
         return {k: v for k, v in self._dtypes.items() if v in ("float32", "int32", "bool")}
-
-    def _close(self) -> None:
-        worker = getattr(self, "_worker", None)
-        if worker is not None:
-            worker.close()
-            self._worker = None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         reply = self._worker.request({"op": "run"}, feeds, timeout_s=600)

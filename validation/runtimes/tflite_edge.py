@@ -17,7 +17,7 @@ from onnxpipe.models import wire
 from onnxpipe.models.artifact import Format
 from onnxpipe.models.errors import OnnxpipeError
 from onnxpipe.validation.quant import dequantize, is_quantized, quantize
-from onnxpipe.validation.runtimes.base import ArtifactNotLoadable, Runtime
+from onnxpipe.validation.runtimes.base import ArtifactNotLoadable, WorkerRuntime
 
 __all__ = ["EDGE_PYTHON", "TfliteRuntimeEdge"]
 
@@ -30,7 +30,7 @@ class EdgeWorkerError(OnnxpipeError):
     """The edge worker failed on a call, or died."""
 
 
-class TfliteRuntimeEdge(Runtime):
+class TfliteRuntimeEdge(WorkerRuntime):
     """tflite-runtime 2.14 through the edge worker."""
 
     name = "tflite-runtime"
@@ -69,12 +69,6 @@ class TfliteRuntimeEdge(Runtime):
     def declared_dtypes(self) -> dict[str, str]:
         """Dtypes of the inputs that are not quantized (those are quantized as they are fed)."""
         return {k: dtype.name for k, (dtype, q) in self._in.items() if not is_quantized(dtype, q)}
-
-    def _close(self) -> None:
-        worker = getattr(self, "_worker", None)
-        if worker is not None:
-            worker.close()
-            self._worker = None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, Any]:
         reply = self._worker.request(
