@@ -15,6 +15,10 @@ model's signature as written in ``model.json``.
 import json
 import os
 
+# TensorFlow's oneDNN graph rewrites on x86 fuse ops into Intel-only kernels (a transformer's layer
+# norm becomes _MklLayerNorm) that TensorFlow.js has no kernel for: the converter must see plain ops.
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+
 
 def _versions(names=("tensorflowjs", "tensorflow")):
     from package_versions import package_versions  # a sibling file

@@ -197,3 +197,27 @@ fs.writeFileSync({json.dumps(str(tmp_path / "out.npz"))}, writeNpz(got));
         for k, v in arrays.items():
             assert back[k].dtype == v.dtype and back[k].shape == v.shape, k
             np.testing.assert_array_equal(back[k], v)
+
+
+@pytest.mark.slow  # trains the zoo transformer (about 70 s in all)
+@requires_chromium
+def test_the_transformer_s_int64_tokens_go_through_tfjs_as_int32(tmp_path):
+    """Its layer norms reach the converter as plain ops (oneDNN's _MklLayerNorm has no tfjs kernel)."""
+    run = tmp_path / "tr"
+    onnxpipe("train", "--model", "transformer", "--out", str(run), "--epochs", "2", check=True)
+    onnxpipe(
+        "convert",
+        str(run / "checkpoint.pt"),
+        "--backend",
+        "onnx2tf",
+        "--to",
+        "tfjs",
+        "--precision",
+        "fp32",
+        check=True,
+    )
+    proc = _validate(run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = _rows(run)
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"pass"}
+    assert all(r["cast_inputs"] == {"tokens": "int64 -> int32"} for r in rows)
