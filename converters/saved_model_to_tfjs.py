@@ -15,7 +15,6 @@ Precisions are weight quantizations (computation stays float32 in every backend)
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import tempfile
@@ -88,8 +87,8 @@ def convert_to_tfjs(
 
     Raises:
         UsageError: An unknown precision, or ``saved_model`` is not a SavedModel.
-        EnvironmentProblem: The tfjs environment is missing (raised as ConversionError by callers).
-        ConversionError: The converter failed (an op TensorFlow.js lacks is named in its message).
+        ConversionError: The tfjs environment is missing, or the converter failed (an op
+            TensorFlow.js lacks is named in its message).
     """
     bad = [p for p in precisions if p not in TFJS_PRECISIONS]
     if bad:
@@ -140,6 +139,4 @@ def convert_to_tfjs(
                     extra={"versions": versions, "weights": TFJS_PRECISIONS[precision] or "float32"},
                 )
             )
-        with contextlib.suppress(FileNotFoundError):
-            (work / f"{NAME}.log").unlink()
     return artifacts

@@ -73,6 +73,12 @@ def _up_to_date(
     return False
 
 
+def _recorded_outputs(run: RunDir, stage: str) -> list[Artifact]:
+    """The artifacts ``stage`` wrote, as the manifest records them (the stage was up to date)."""
+    outputs = run.manifest().stages[stage].outputs
+    return [a for a in run.artifacts() if a.path.name in outputs]
+
+
 def _quiet(_message: str) -> None:
     return None
 
@@ -268,8 +274,7 @@ def convert_onnx_stage(
         convert_options["route_versions"] = versions
     sources = [onnx.path] + ([Path(options.calibration.path)] if options.calibration else [])
     if _up_to_date(run, "convert", sources, convert_options, force, on_progress):
-        outputs = run.manifest().stages["convert"].outputs
-        return [a for a in run.artifacts() if a.path.name in outputs]
+        return _recorded_outputs(run, "convert")
     targets = ", ".join(["saved_model/"] * options.saved_model + [tflite_name(p) for p in options.precisions])
     on_progress(f"{backend} {onnx.path.name} -> {targets}")
     t0 = time.perf_counter()
@@ -295,8 +300,7 @@ def tfjs_stage(
 
     options = {"precisions": list(precisions), "versions": tfjs_versions()}
     if _up_to_date(run, "tfjs", [saved_model.path], options, force, on_progress):
-        outputs = run.manifest().stages["tfjs"].outputs
-        return [a for a in run.artifacts() if a.path.name in outputs]
+        return _recorded_outputs(run, "tfjs")
     on_progress(f"tensorflowjs {saved_model.label} -> {', '.join(tfjs_name(p) + '/' for p in precisions)}")
     t0 = time.perf_counter()
     artifacts = convert_to_tfjs(saved_model, run.path, precisions)

@@ -22,7 +22,6 @@ from onnxpipe.models.errors import InputFileError
 __all__ = [
     "EdgeReadiness",
     "GpuDelegate",
-    "GpuDelegateCheck",
     "edge_readiness",
     "gpu_delegate_check",
     "tflite_ops",
@@ -148,86 +147,51 @@ def _loads_on_tflite_runtime(artifact: Artifact) -> tuple[bool | None, str | Non
         return False, str(e)
 
 
-class GpuDelegateCheck:
-    """The analyzer's worker, started early: validation runs the artifacts while TensorFlow 2.15 loads.
+def gpu_delegate_check(paths: list[Path]) -> dict[str, GpuDelegate]:
+    """The GPU delegate's verdict on each .tflite file, by path: one analyzer worker for all of them.
 
-    ``GpuDelegateCheck(paths).result()`` is the verdict on each file, by path; :meth:`close` stops a
-    worker whose result is no longer wanted.
+    A file the analyzer could not check (no legacy environment, the worker failed) gets a verdict
+    that says why.
     """
+    from onnxpipe.models import wire
+    from onnxpipe.models.environments import LEGACY_PYTHON
+    from onnxpipe.models.errors import EnvironmentProblem
 
-    def __init__(self, paths: list[Path]):
-        from onnxpipe.models import wire
-        from onnxpipe.models.environments import LEGACY_PYTHON
-        from onnxpipe.models.errors import EnvironmentProblem
-
-        self.paths = [str(p) for p in paths]
-        self._worker = None
-        self._note = None
-        if not self.paths:
-            return
-        if not LEGACY_PYTHON.is_file():
-            self._note = f"TensorFlow 2.15's analyzer is not set up ({LEGACY_PYTHON.parents[1].name} missing: make setup-legacy)"
-            return
-        self._worker = wire.Worker(
+    if not paths:
+        return {}
+    if not LEGACY_PYTHON.is_file():
+        note = f"TensorFlow 2.15's analyzer is not set up ({LEGACY_PYTHON.parents[1].name} missing: make setup-legacy)"
+        return {str(p): GpuDelegate(note=note) for p in paths}
+    try:
+        reply = wire.call(
             wire.command(LEGACY_PYTHON, _GPU_WORKER),
+            {"models": [str(p) for p in paths]},
             what="GPU delegate analyzer",
             error=EnvironmentProblem,
+            timeout_s=300,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        ).header
+    except EnvironmentProblem as e:
+        note = f"the analyzer failed: {str(e).splitlines()[0]}"
+        return {str(p): GpuDelegate(note=note) for p in paths}
+    return {
+        path: GpuDelegate(
+            ops=len(r["ops"]),
+            rejected=r["rejected"],
+            checked_with=f"TensorFlow Lite {reply['tensorflow']} analyzer",
+            folded_fp16_dequantize=r["folded_fp16_dequantize"],
         )
-        try:
-            self._worker.start()
-            self._worker.send({"models": self.paths})
-        except EnvironmentProblem as e:
-            self._fail(e)
-
-    def _fail(self, e: Exception) -> None:
-        self._note = f"the analyzer failed: {str(e).splitlines()[0]}"
-        self.close()
-
-    def result(self, timeout_s: float = 300) -> dict[str, GpuDelegate]:
-        """Wait for the analyzer; a file it could not check gets a verdict that says why."""
-        from onnxpipe.models.errors import EnvironmentProblem
-
-        if self._worker is not None:
-            try:
-                reply = self._worker.reply(timeout_s=timeout_s).header
-            except EnvironmentProblem as e:
-                self._fail(e)
-            else:
-                self.close()
-                return {
-                    path: GpuDelegate(
-                        ops=len(r["ops"]),
-                        rejected=r["rejected"],
-                        checked_with=f"TensorFlow Lite {reply['tensorflow']} analyzer",
-                        folded_fp16_dequantize=r["folded_fp16_dequantize"],
-                    )
-                    for path, r in reply["models"].items()
-                }
-        return {p: GpuDelegate(note=self._note or "not asked for") for p in self.paths}
-
-    def close(self) -> None:
-        """Stop the worker (idempotent)."""
-        if self._worker is not None:
-            worker, self._worker = self._worker, None
-            worker.close()
+        for path, r in reply["models"].items()
+    }
 
 
-def gpu_delegate_check(paths: list[Path]) -> dict[str, GpuDelegate]:
-    """The GPU delegate's verdict on each .tflite file, by path: one analyzer worker for all of them."""
-    return GpuDelegateCheck(paths).result()
-
-
-def edge_readiness(
-    artifacts: list[Artifact], gpu: dict[str, GpuDelegate] | None = None
-) -> dict[str, EdgeReadiness]:
+def edge_readiness(artifacts: list[Artifact], gpu_delegate: bool = True) -> dict[str, EdgeReadiness]:
     """Per .tflite artifact: ops, Flex and custom ops, tflite-runtime loadability, GPU delegate, a verdict.
 
-    ``gpu``: the GPU delegate's verdicts by path, when a :class:`GpuDelegateCheck` started earlier.
+    ``gpu_delegate=False`` leaves out the GPU delegate's check (``gpu_delegate`` stays ``None``).
     """
     out = {}
-    if gpu is None:
-        gpu = gpu_delegate_check([a.path for a in artifacts if a.format is Format.TFLITE])
+    gpu = gpu_delegate_check([a.path for a in artifacts if a.format is Format.TFLITE]) if gpu_delegate else {}
     for art in artifacts:
         if art.format is not Format.TFLITE:
             continue

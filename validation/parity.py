@@ -24,8 +24,8 @@ from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import EnvironmentProblem, InputFileError, UnknownNameError, UsageError
 from onnxpipe.models.fs import size_of
 from onnxpipe.models.records import Document
-from onnxpipe.models.spec import ModelSpec, Tolerance
-from onnxpipe.validation.edge import EdgeReadiness, GpuDelegateCheck
+from onnxpipe.models.spec import Tolerance
+from onnxpipe.validation.edge import EdgeReadiness
 from onnxpipe.validation.inputs import InputConfig, ValidationInputs, build_inputs
 from onnxpipe.validation.locate import LocateReport
 from onnxpipe.validation.metrics import Metrics, compare, error_histogram, nonfinite_report, worst
@@ -78,8 +78,7 @@ class ValidateOptions:
         isolate: Run the candidates' runtimes in a host process (:mod:`validation.runtimes.hosted`),
             so one that crashes in native code is an ``error`` row, not the end of the run.
         gpu_delegate: Check each .tflite file's ops against the mobile GPU delegate (TensorFlow
-            2.15's analyzer, in ``.venv-legacy``, while the runtimes run); the planner leaves it to
-            ``validate``.
+            2.15's analyzer, in ``.venv-legacy``); the planner leaves it to ``validate``.
     """
 
     inputs: InputConfig = field(default_factory=InputConfig)
@@ -493,27 +492,6 @@ def validate(
     inputs = build_inputs(spec, options.inputs)
     if options.isolate:  # the host imports the frameworks while the reference runs here
         prewarm()
-    tflites = [c for c in candidates if c.format is Format.TFLITE and not c.extra.get("unloadable")]
-    gpu_check = GpuDelegateCheck(
-        [c.path for c in tflites] if options.gpu_delegate else []
-    )  # TF 2.15 loads meanwhile
-    try:
-        return _validate(reference, candidates, options, on_progress, spec, inputs, tflites, gpu_check)
-    finally:
-        gpu_check.close()
-
-
-def _validate(
-    reference: Artifact,
-    candidates: Sequence[Artifact],
-    options: ValidateOptions,
-    on_progress: Callable[[str], None] | None,
-    spec: ModelSpec,
-    inputs: ValidationInputs,
-    tflites: list[Artifact],
-    gpu_check: GpuDelegateCheck,
-) -> ParityReport:
-    """:func:`validate` once its inputs are built and the GPU delegate's analyzer has started."""
     say = on_progress or (lambda _msg: None)
     ref_runtime, ref_note = _reference_runtime(reference)
     say(f"reference {reference.label} on {ref_runtime.name}/cpu")
@@ -608,12 +586,13 @@ def _validate(
         changed = by_label[result.artifact].extra.get("changed")
         if changed:
             result.message = f"{changed}; {result.message}" if result.message else changed
+    tflites = [c for c in candidates if c.format is Format.TFLITE and not c.extra.get("unloadable")]
     readiness = None
     if tflites:
         from onnxpipe.validation.edge import edge_readiness
 
         say("edge readiness: ops, Flex/custom ops, tflite-runtime load check, GPU delegate ops")
-        readiness = edge_readiness(tflites, gpu_check.result() if options.gpu_delegate else {})
+        readiness = edge_readiness(tflites, options.gpu_delegate)
     provenance = {
         c.label: Provenance(
             c.extra["kept"],

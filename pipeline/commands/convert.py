@@ -27,6 +27,14 @@ TFJS_ONLY_PRECISIONS = ("uint8",)
 ALL_PRECISIONS = (*PRECISIONS, *TFJS_ONLY_PRECISIONS)
 
 
+def parse_targets(to: str) -> tuple[str, ...]:
+    """The ``--to`` list, checked: known names, at least one."""
+    targets = csv_choice(to, TARGETS, "target")
+    if not targets:
+        raise click.UsageError(f"--to: give at least one of {', '.join(TARGETS)}")
+    return targets
+
+
 def split_precisions(
     to: tuple[str, ...], precisions: tuple[str, ...]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -330,10 +338,8 @@ def command(
     from onnxpipe.pipeline.rundir import RunDir
     from onnxpipe.pipeline.stages import resolve_checkpoint
 
-    targets = csv_choice(to, TARGETS, "target")
+    targets = parse_targets(to)
     precisions = csv_choice(precision, ALL_PRECISIONS, "precision")
-    if not targets:
-        raise click.UsageError("--to: give at least one of saved_model, tflite, tfjs")
     split_precisions(targets, precisions)  # refused before anything runs
     hf = is_hf_source(source)
     image_size = None if hf else data_image_size(user, user_inputs, calibration)

@@ -98,7 +98,12 @@ def command(
     """
     from onnxpipe.converters.onnx_to_saved_model import PRECISIONS
     from onnxpipe.models.fs import write_json
-    from onnxpipe.pipeline.commands.convert import ALL_PRECISIONS, TARGETS, run_conversion, split_precisions
+    from onnxpipe.pipeline.commands.convert import (
+        ALL_PRECISIONS,
+        parse_targets,
+        run_conversion,
+        split_precisions,
+    )
     from onnxpipe.pipeline.commands.options import csv_choice
     from onnxpipe.pipeline.commands.train import run_training
     from onnxpipe.pipeline.commands.validate import run_validation
@@ -119,9 +124,7 @@ def command(
     cfg = cfg.override("validate", fail_on=fail_on)
     if data is not None:  # validated on first, and int8 calibrated on them
         cfg = cfg.override("validate", inputs=dataclasses.replace(cfg.validate.inputs, user=data))
-    targets = csv_choice(to, TARGETS, "target")
-    if not targets:
-        raise click.UsageError("--to: give at least one of saved_model, tflite, tfjs")
+    targets = parse_targets(to)
     asked = csv_choice(precision, ALL_PRECISIONS, "precision") if precision is not None else None
     if asked is not None:
         cfg = cfg.override("convert", precisions=tuple(p for p in asked if p in PRECISIONS))

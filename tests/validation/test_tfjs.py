@@ -38,6 +38,11 @@ def tfjs_run(cnn_run, tmp_path_factory) -> Path:
     """The CNN run with its SavedModel converted to tfjs at fp32, fp16 and uint8 weights."""
     run = tmp_path_factory.mktemp("tfjs") / "cnn"
     shutil.copytree(cnn_run, run)
+    _to_tfjs(run, "fp32,fp16,uint8")
+    return run
+
+
+def _to_tfjs(run: Path, precisions: str) -> None:
     onnxpipe(
         "convert",
         str(run / "checkpoint.pt"),
@@ -46,10 +51,9 @@ def tfjs_run(cnn_run, tmp_path_factory) -> Path:
         "--to",
         "tfjs",
         "--precision",
-        "fp32,fp16,uint8",
+        precisions,
         check=True,
     )
-    return run
 
 
 def _validate(run: Path, *extra: str, env: dict | None = None):
@@ -205,17 +209,7 @@ def test_the_transformer_s_int64_tokens_go_through_tfjs_as_int32(tmp_path):
     """Its layer norms reach the converter as plain ops (oneDNN's _MklLayerNorm has no tfjs kernel)."""
     run = tmp_path / "tr"
     onnxpipe("train", "--model", "transformer", "--out", str(run), "--epochs", "2", check=True)
-    onnxpipe(
-        "convert",
-        str(run / "checkpoint.pt"),
-        "--backend",
-        "onnx2tf",
-        "--to",
-        "tfjs",
-        "--precision",
-        "fp32",
-        check=True,
-    )
+    _to_tfjs(run, "fp32")
     proc = _validate(run)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = _rows(run)

@@ -24,7 +24,7 @@ from onnxpipe.models.artifact import Format
 from onnxpipe.models.errors import OnnxpipeError
 from onnxpipe.validation.runtimes.base import WorkerRuntime
 
-__all__ = ["TFJS_DIR", "TfjsCpuRuntime", "TfjsRuntime", "TfjsWasmRuntime", "node_reason"]
+__all__ = ["TFJS_DIR", "TfjsCpuRuntime", "TfjsRuntime", "TfjsWasmRuntime", "node_reason", "packages_reason"]
 
 #: The JavaScript side: package.json, its lock file, node_modules, the worker and the browser page.
 TFJS_DIR = Path(__file__).resolve().parents[1] / "tfjs"
@@ -35,13 +35,18 @@ class TfjsWorkerError(OnnxpipeError):
     """The Node worker failed on a call, or died."""
 
 
+def packages_reason() -> str | None:
+    """Why the npm packages every tfjs runtime loads are not there (``make setup-tfjs``), or ``None``."""
+    if not (TFJS_DIR / "node_modules" / "@tensorflow" / "tfjs-backend-wasm").is_dir():
+        return f"the TensorFlow.js packages are not installed ({TFJS_DIR / 'node_modules'} missing): run `make setup-tfjs`"
+    return None
+
+
 def node_reason() -> str | None:
     """Why the Node runtimes cannot run here (no ``node``, or the npm packages missing), or ``None``."""
     if shutil.which("node") is None:
         return "Node.js is not installed (no `node` on PATH): install Node.js 18 or newer, then `make setup-tfjs`"
-    if not (TFJS_DIR / "node_modules" / "@tensorflow" / "tfjs-backend-wasm").is_dir():
-        return f"the TensorFlow.js packages are not installed ({TFJS_DIR / 'node_modules'} missing): run `make setup-tfjs`"
-    return None
+    return packages_reason()
 
 
 class TfjsRuntime(WorkerRuntime):

@@ -32,7 +32,7 @@ from onnxpipe.models import wire
 from onnxpipe.models.artifact import Format
 from onnxpipe.models.errors import OnnxpipeError
 from onnxpipe.validation.runtimes.base import Runtime
-from onnxpipe.validation.runtimes.tfjs import TFJS_DIR
+from onnxpipe.validation.runtimes.tfjs import TFJS_DIR, packages_reason
 
 __all__ = ["TfjsBrowserRuntime", "chromium_path"]
 
@@ -139,14 +139,9 @@ class TfjsBrowserRuntime(Runtime):
 
     @classmethod
     def unavailable_reason(cls, device: str = "cpu") -> str | None:  # noqa: D102
-        from onnxpipe.validation.runtimes.tfjs import node_reason
-
         if chromium_path() is None:
             return "Chromium is not installed (no `chromium` on PATH): run `make setup-browser` (Debian's package)"
-        reason = node_reason()
-        if reason and "node_modules" in reason:
-            return reason
-        return super().unavailable_reason(device)
+        return packages_reason() or super().unavailable_reason(device)
 
     def _load(self) -> None:
         self._page = _Page(self.artifact.path)
