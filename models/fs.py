@@ -42,6 +42,8 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(dest, old)
             os.replace(tmp, dest)
             _remove(old)
+        elif dest.exists() and os.path.samefile(tmp, dest):
+            tmp.unlink()  # a hard link of the file already in place: rename() would do nothing and keep it
         else:
             os.replace(tmp, dest)
     except BaseException:

@@ -196,8 +196,14 @@ class RunDir:
         return self
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[RunDir]:
+    def lock(self, mark: bool = False) -> Iterator[RunDir]:
         """Hold the run directory for this process; a second onnxpipe on it is refused, not interleaved.
+
+        Args:
+            mark: Make the folder a run directory (an empty ``manifest.json``) before anything is
+                written into it, so that a command that fails half-way can be run again as it was
+                (:meth:`claim` then knows its files as onnxpipe's). The mark is removed again when
+                nothing else was written.
 
         Raises:
             RunDirBusy: Another process holds it; the message says which.
@@ -234,13 +240,31 @@ class RunDir:
             os.ftruncate(fd, 0)
             since = dt.datetime.now().isoformat(timespec="seconds")
             os.write(fd, f"onnxpipe pid {os.getpid()} since {since}".encode())
+            marked = mark and not self.manifest_path.exists()
+            if marked:
+                Manifest(onnxpipe=tool_versions(["onnxpipe"])["onnxpipe"]).write(self.manifest_path)
             yield self
         finally:
+            if marked and self._only_the_mark():
+                self.manifest_path.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
             if created and not any(self.path.iterdir()):
                 self.path.rmdir()  # nothing was written: leave no empty run directory behind
+
+    def _only_the_mark(self) -> bool:
+        """Whether the manifest records nothing and no other file of onnxpipe's is in the folder."""
+        try:
+            data = self.manifest()
+        except InputFileError:
+            return False
+        ours = [
+            p
+            for p in self.path.iterdir()
+            if (p.name in OUR_NAMES or _OUR_PATTERN.match(p.name)) and p.name != "manifest.json"
+        ]
+        return not data.stages and not data.artifacts and not ours
 
     def is_run_dir(self) -> bool:
         """Whether onnxpipe made this folder: its ``manifest.json`` is an onnxpipe manifest."""

@@ -353,7 +353,7 @@ def command(
         source = resolve_checkpoint(source)
     out = out or source.parent
     RunDir(out).claim(reading=[source], force=force)  # never over files onnxpipe did not write
-    with RunDir(out).lock():
+    with RunDir(out).lock(mark=True):
         if user["model_class"] is not None or hf:
             source = import_user_model(source, out, dict(user))
         run_conversion(

@@ -141,7 +141,7 @@ def command(
     run = RunDir(out)
     timings = {}
     run.claim(force=force)  # never over files onnxpipe did not write
-    with run.lock():
+    with run.lock(mark=True):
         resolved = json.loads(json.dumps(cfg.to_dict()))
         if folder:  # imported, not trained: no train section to mislead
             del resolved["train"]

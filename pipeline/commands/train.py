@@ -85,5 +85,5 @@ def command(
     config = TrainConfig(model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, nproc=nproc)
     config.resolved()  # a bad name or value fails before the run directory is created
     RunDir(out).claim(force=force)  # never over files onnxpipe did not write
-    with RunDir(out).lock():
+    with RunDir(out).lock(mark=True):
         run_training(model, out, config, force)

@@ -269,7 +269,7 @@ def command(
     else:
         raise click.UsageError("give RUN_DIR, or --reference and at least one --candidate")
     RunDir(out).claim(reading=[p for p in (reference, *candidates) if p], force=force)
-    with RunDir(out).lock():
+    with RunDir(out).lock(mark=True):
         if not run_dir:
             if class_ref is not None or hf:
                 reference = import_user_model(reference, out, dict(user))

@@ -39,3 +39,19 @@ def test_json_is_strict_and_hash_is_stable(tmp_path):
     assert not (tmp_path / "b.json").exists()
     assert sha256_path(tmp_path / "a.json") == sha256_path(tmp_path / "a.json")
     assert len(sha256_path(tmp_path)) == 64
+
+
+def test_a_hard_link_of_the_file_in_place_leaves_no_temporary(tmp_path):
+    """A rerun links the same kept file into place again: rename() of a name onto another name of
+    the same file does nothing (POSIX), so the temporary must go by itself."""
+    import os
+
+    source = tmp_path / "backends" / "model.tflite"
+    source.parent.mkdir()
+    source.write_bytes(b"kept")
+    dest = tmp_path / "model.tflite"
+    for _ in range(2):  # the first run, then the rerun after a kill
+        with atomic_path(dest) as tmp:
+            os.link(source, tmp)
+    assert dest.read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backends", "model.tflite"]

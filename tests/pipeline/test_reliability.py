@@ -167,3 +167,27 @@ def test_an_artifact_swapped_for_another_file_is_caught_and_named(cnn_copy, swap
         assert all("does not match the reference's interface" in r["message"] for r in rows)
     others = [r for r in report["results"] if r["artifact"] != "model_fp32.tflite"]
     assert others and {r["status"] for r in others} == {"pass"}  # the rest of the run stands
+
+
+def test_a_failed_command_leaves_a_run_directory_that_the_same_command_takes_again(tmp_path):
+    """The folder is marked as onnxpipe's before its first file: what a failed convert left
+    (``backends/``) does not make the rerun refuse the folder as someone else's."""
+    run = RunDir(tmp_path / "new")
+    run.claim()
+    with pytest.raises(RuntimeError), run.lock(mark=True):
+        (run.path / "backends").mkdir()  # a route's files, then the command fails
+        raise RuntimeError("the route failed")
+    assert run.is_run_dir()
+    run.claim()  # not refused: the same command runs again without --force
+
+
+def test_the_mark_goes_when_nothing_was_written(tmp_path):
+    folder = tmp_path / "yours"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the user's")
+    with pytest.raises(RuntimeError), RunDir(folder).lock(mark=True):
+        raise RuntimeError("refused before anything was written")
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    with pytest.raises(RuntimeError), RunDir(tmp_path / "fresh").lock(mark=True):
+        raise RuntimeError("refused")
+    assert not (tmp_path / "fresh").exists()
