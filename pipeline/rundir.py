@@ -399,6 +399,25 @@ class RunDir:
         out = [Artifact.from_dict(r, base=self.path) for r in records.values()]
         return [a for a in out if a.path.exists()]
 
+    def converted_from(self) -> Path | None:
+        """The ONNX file outside the run directory that ``convert`` converted, while it is unchanged.
+
+        Raises:
+            InputFileError: It was changed or removed since (validating against it would be wrong).
+        """
+        stage = self.manifest().stages.get("convert")
+        sources = [k for k in (stage.inputs if stage else {}) if k.endswith(".onnx")]
+        if not sources:
+            return None
+        path = (self.path / sources[0]).resolve() if not Path(sources[0]).is_absolute() else Path(sources[0])
+        if not path.is_file():
+            raise InputFileError(self.path, f"was converted from {path}, which is no longer there")
+        if sha256_path(path) != stage.inputs[sources[0]]:
+            raise InputFileError(
+                self.path, f"was converted from {path}, which changed since (convert it again)"
+            )
+        return path
+
     def artifact(self, path: Path) -> Artifact | None:
         """The recorded artifact at ``path``, if any."""
         record = self.manifest().artifacts.get(self._rel(path))

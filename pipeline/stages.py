@@ -447,6 +447,8 @@ def run_dir_artifacts(run: RunDir) -> tuple[Artifact, list[Artifact]]:
         reference = resolve_artifact(run.checkpoint)
     elif run.onnx.is_file():
         reference = resolve_artifact(run.onnx)
+    elif (source := run.converted_from()) is not None:  # an ONNX file converted where it lies
+        reference = resolve_artifact(source)
     else:
         raise InputFileError(run.path, "has neither checkpoint.pt nor model.onnx to validate against")
     candidates = [a for a in recorded if a.path != reference.path and a.format is not Format.TORCH]
