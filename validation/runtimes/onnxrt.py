@@ -49,7 +49,9 @@ class OnnxRuntime(Runtime):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: its optimizers' warnings ("Unsupported ONNX opset: 6") say nothing of the model
+        options.log_severity_level = (
+            3  # errors only: its optimizers' warnings ("Unsupported ONNX opset: 6") say nothing of the model
+        )
         if self.threads:
             options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
         self._session = ort.InferenceSession(
@@ -79,7 +81,9 @@ class OnnxRuntime(Runtime):
 
         model = every_tensor_as_output(self.artifact.path)
         options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: its optimizers' warnings ("Unsupported ONNX opset: 6") say nothing of the model
+        options.log_severity_level = (
+            3  # errors only: its optimizers' warnings ("Unsupported ONNX opset: 6") say nothing of the model
+        )
         if self.threads:
             options.intra_op_num_threads, options.inter_op_num_threads = self.threads, 1
         session = ort.InferenceSession(model.SerializeToString(), options, providers=_PROVIDERS[self.device])
