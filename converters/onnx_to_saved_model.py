@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxpipe.converters.layout import bind_tensors, settle_ambiguous
-from onnxpipe.converters.repairs import self_contained_copy
+from onnxpipe.converters.repairs import scope_safe_copy
 from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS, QUANTIZED_PRECISIONS
 from onnxpipe.models import wire
 from onnxpipe.models.artifact import Artifact, Format
@@ -202,7 +202,7 @@ def worker_versions(python: Path, worker: Path, what: str, names: list[str] | No
 
 def _run_onnx2tf(onnx_path: Path, work: Path, options: TFConvertOptions) -> dict:
     model = work / "model.onnx"
-    self_contained_copy(onnx_path, model)  # onnx2tf rewrites its input, and needs its weights with it
+    scope_safe_copy(onnx_path, model)  # onnx2tf rewrites its input, needs its weights, and Keras's names
     # onnx2tf fetches test images for graphs whose inputs are all 4-D with one static batch (a
     # batch fixed by a route, too); stocked in its working folder, they are read from there.
     np.save(work / _CALIBRATION_FILE, _calibration_images())

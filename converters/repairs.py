@@ -29,6 +29,7 @@ or the pass is dropped and says why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,37 @@ def self_contained_copy(source: Path, dest: Path) -> None:
     one file: a converter working on the copy would find no weights.
     """
     save_model(load_model(source), dest)
+
+
+_SCOPE_NAME = re.compile(r"^[A-Za-z0-9_.\\/>-]*$")
+
+
+def scope_safe_copy(source: Path, dest: Path) -> int:
+    """:func:`self_contained_copy` with every node name TensorFlow can take as a scope name.
+
+    Keras refuses a name like ``Softmax@0`` (Paddle's exports) as a scope (``'Softmax@0' is not a
+    valid scope name``), and onnx2tf names its layers after the nodes. Node names carry no meaning
+    in ONNX, so other characters become ``_`` (made unique); tensor names are left as they are.
+
+    Returns:
+        How many nodes were renamed.
+    """
+    model = load_model(source)
+    taken = {n.name for n in model.graph.node}
+    renamed = 0
+    for node in model.graph.node:
+        if _SCOPE_NAME.match(node.name):
+            continue
+        base = re.sub(r"[^A-Za-z0-9_.\\/>-]", "_", node.name)
+        name, k = base, 0
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        node.name = name
+        renamed += 1
+    save_model(model, dest)
+    return renamed
 
 
 def fix_batch(source: Path, dest: Path, batch: int = 1) -> list[str]:

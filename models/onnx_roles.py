@@ -49,6 +49,10 @@ SHAPE_POSITIONS: dict[str, tuple[int, ...]] = {
     "Upsample": (1,),
 }
 
+#: op type -> positions of inputs that choose a branch or a count of iterations: values that are not
+#: data (a sample rate compared with 16000 and fed to ``If``), never randomised.
+BRANCH_POSITIONS: dict[str, tuple[int, ...]] = {"If": (0,), "Loop": (0, 1)}
+
 #: op type -> (position of the indices, position of the table they index).
 INDEX_POSITIONS: dict[str, tuple[int, int]] = {
     "Gather": (1, 0),
@@ -81,6 +85,14 @@ CARRY_POSITIONS: dict[str, tuple[int, ...]] = {
     "Min": (),
     "Clip": (0,),
     "Mod": (0,),
+    "Equal": (),
+    "Greater": (),
+    "GreaterOrEqual": (),
+    "Less": (),
+    "LessOrEqual": (),
+    "Not": (),
+    "And": (),
+    "Or": (),
 }
 
 _INTEGER_TYPES = {2, 3, 4, 5, 6, 7, 12, 13}  # onnx.TensorProto: (U)INT8/16/32/64
@@ -91,7 +103,7 @@ class InputRole:
     """What one integer input is to the graph.
 
     Attributes:
-        kind: ``"shape"`` (never randomised) or ``"index"``.
+        kind: ``"shape"`` or ``"value"`` (never randomised), or ``"index"``.
         why: Where it goes, e.g. ``"feeds Expand's input 1 (node 'expand_0')"``.
         high: For an index: the size of the table it indexes (random values lie in ``[0, high)``);
             ``None`` when not known, and then it is not randomised either.
@@ -111,7 +123,10 @@ def _table_size(model, table: str, axis: int) -> int | None:
 
 
 def input_roles(model) -> dict[str, InputRole]:
-    """Integer graph input name -> its role, for each one that is not plain data.
+    """Graph input name -> its role, for each one that is not plain data.
+
+    Integer inputs are followed through the graph (:func:`_follow`); any input with no axis (0-d) is
+    a ``"value"``: a setting fed whole (a sample rate, a threshold), never rows of samples.
 
     Args:
         model: An ``onnx.ModelProto``.
@@ -125,9 +140,12 @@ def input_roles(model) -> dict[str, InputRole]:
                 consumers.setdefault(name, []).append((node, pos))
     roles: dict[str, InputRole] = {}
     for value in graph.input:
-        if value.name in initializers or value.type.tensor_type.elem_type not in _INTEGER_TYPES:
+        if value.name in initializers:
             continue
-        role = _follow(model, value.name, consumers)
+        tensor = value.type.tensor_type
+        role = _follow(model, value.name, consumers) if tensor.elem_type in _INTEGER_TYPES else None
+        if tensor.HasField("shape") and not tensor.shape.dim and (role is None or role.kind == "index"):
+            role = InputRole("value", "has no axis (a 0-d setting, not rows of samples)")
         if role is not None:
             roles[value.name] = role
     return roles
@@ -140,9 +158,11 @@ def _follow(model, start: str, consumers: dict[str, list]) -> InputRole | None:
         name = frontier.pop(0)
         for node, pos in consumers.get(name, []):
             label = f"{node.op_type}'s input {pos} (node {node.name or node.output[0]!r})"
+            via = "" if name == start else f" through {name!r}"
             if pos in SHAPE_POSITIONS.get(node.op_type, ()):
-                via = "" if name == start else f" through {name!r}"
                 return InputRole("shape", f"feeds {label}{via}")
+            if pos in BRANCH_POSITIONS.get(node.op_type, ()):
+                return InputRole("value", f"chooses {label}{via}")
             if node.op_type in INDEX_POSITIONS and pos == INDEX_POSITIONS[node.op_type][0] and index is None:
                 table = INDEX_POSITIONS[node.op_type][1]
                 high = None

@@ -22,10 +22,10 @@ __all__ = [
 ]
 
 #: What an input can be besides plain data over the model's value range (``TensorSpec.kind``).
-KINDS = ("attention_mask", "waveform", "index", "shape")
+KINDS = ("attention_mask", "waveform", "index", "shape", "value")
 
-#: Kinds whose values are not data: never invented, they come from the user's inputs.
-NOT_DATA = ("shape",)
+#: Kinds whose values are not data: never invented, they come from the user's inputs, fed whole.
+NOT_DATA = ("shape", "value")
 
 #: Precisions an artifact can have, from exact to most aggressive.
 PRECISIONS = ("fp32", "fp16", "dynamic_int8", "int16x8", "int8")
@@ -45,10 +45,14 @@ class TensorSpec:
             per row (at least one 1: a row that attends to nothing has no defined output);
             ``"waveform"`` for raw audio (its edge cases are signals, not constant offsets);
             ``"index"`` for indices into a table (random values only within ``value_range``, the
-            table's size; none when that is unknown); ``"shape"`` for a shape, a size or axes
-            (never randomised: see :mod:`models.onnx_roles`).
+            table's size; none when that is unknown); ``"shape"`` for a shape, a size or axes;
+            ``"value"`` for a 0-d value or one that chooses a branch (``If``'s condition, a sample
+            rate): neither is randomised (see :mod:`models.onnx_roles`).
         value_range: This input's own range (``[lo, hi)`` for integers), over the model's.
-        why: For ``index`` and ``shape``: what the graph does with it, for messages.
+        why: For ``index``, ``shape`` and ``value``: what the graph does with it, for messages.
+        batch_axis: The sample axis (samples are stacked on it); ``None`` when the tensor has none:
+            an input fed whole with every batch (a recurrent state of the whole sequence, a 0-d
+            value), an output computed once per call. A fixed size there is a fixed batch.
     """
 
     name: str
@@ -58,6 +62,7 @@ class TensorSpec:
     kind: str | None = None
     value_range: tuple[float, float] | None = None
     why: str | None = None
+    batch_axis: int | None = 0
 
     @property
     def invented(self) -> bool:
@@ -70,15 +75,47 @@ class TensorSpec:
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in KINDS:
             raise UnknownNameError("input kind", self.kind, KINDS)
+        if self.kind in NOT_DATA or not self.shape:
+            object.__setattr__(self, "batch_axis", None)  # one value: no sample axis
+        elif self.batch_axis is not None and not 0 <= self.batch_axis < len(self.shape):
+            raise UsageError(
+                f"tensor {self.name!r}: batch axis {self.batch_axis} of shape {list(self.shape)}"
+            )
+
+    @property
+    def whole(self) -> bool:
+        """Whether this input is one value fed whole with every batch, not rows of samples."""
+        return self.batch_axis is None
 
     @property
     def dynamic_axes(self) -> dict[int, str]:
         """Axis index -> name for every dynamic dimension."""
         return {i: d for i, d in enumerate(self.shape) if isinstance(d, str)}
 
+    @property
+    def sample_shape(self) -> tuple[int | str, ...]:
+        """The shape of one sample: the shape without its sample axis (all of it when it has none)."""
+        if self.batch_axis is None:
+            return self.shape
+        return self.shape[: self.batch_axis] + self.shape[self.batch_axis + 1 :]
+
     def concrete_shape(self, batch: int) -> tuple[int, ...]:
-        """The shape with every dynamic axis set to ``batch``."""
-        return tuple(batch if isinstance(d, str) else d for d in self.shape)
+        """The shape with the sample axis set to ``batch`` (and any other dynamic axis, unresolved, too)."""
+        return tuple(
+            batch if isinstance(d, str) or i == self.batch_axis else d for i, d in enumerate(self.shape)
+        )
+
+    def to_rows(self, value: Any) -> Any:
+        """``value`` in this tensor's layout -> samples first (its sample axis moved to axis 0)."""
+        import numpy as np
+
+        return value if self.batch_axis in (None, 0) else np.moveaxis(value, self.batch_axis, 0)
+
+    def from_rows(self, rows: Any) -> Any:
+        """Inverse of :meth:`to_rows`: samples first -> this tensor's layout."""
+        import numpy as np
+
+        return rows if self.batch_axis in (None, 0) else np.moveaxis(rows, 0, self.batch_axis)
 
     def mismatch(self, other: TensorSpec) -> str | None:
         """Why ``other`` cannot be fed what this tensor is fed (``None`` when it can).
@@ -102,7 +139,8 @@ class TensorSpec:
             "value_range": self.value_range and list(self.value_range),
             "why": self.why,
         }
-        return d | {k: v for k, v in extra.items() if v is not None}
+        d |= {k: v for k, v in extra.items() if v is not None}
+        return d if self.batch_axis == 0 or not self.shape else d | {"batch_axis": self.batch_axis}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TensorSpec:
@@ -116,6 +154,7 @@ class TensorSpec:
             d.get("kind"),
             None if value_range is None else tuple(value_range),
             d.get("why"),
+            d.get("batch_axis", 0),
         )
 
 
@@ -141,7 +180,10 @@ def random_values(tensor: TensorSpec, shape: tuple[int, ...], value_range: tuple
 
 def not_invented_message(tensor: TensorSpec) -> str:
     """Why validation cannot make up values for ``tensor``, and what to give instead."""
-    what = "a shape, a size or axes" if tensor.kind == "shape" else "an index into a table of unknown size"
+    what = {
+        "shape": "a shape, a size or axes",
+        "value": "a value that is not data (a 0-d setting, or one that chooses a branch)",
+    }.get(tensor.kind, "an index into a table of unknown size")
     return (
         f"input {tensor.name!r} ({tensor.dtype} {list(tensor.shape)}) carries {what}"
         + (f": it {tensor.why}" if tensor.why else "")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from onnxpipe.models.errors import InputFileError, UsageError
-from onnxpipe.models.spec import NOT_DATA, ModelSpec, TensorSpec
+from onnxpipe.models.spec import ModelSpec, TensorSpec
 
 __all__ = ["IMAGE_SUFFIXES", "TOKENIZER_FILES", "UserData", "load_labels", "load_user_inputs"]
 
@@ -82,26 +82,51 @@ class UserData:
         return Path(self.path).name
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Name -> array from an ``.npz``, or from a folder of ``NAME.npy`` and ``.npz`` files (concatenated)."""
+def _read_arrays(path: Path, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Name -> array from an ``.npz``, or from a folder of ``.npy`` and ``.npz`` files.
+
+    A folder holds either one file per input (``NAME.npy``, or ``.npz`` files of named arrays,
+    concatenated on each input's sample axis) or one file per sample (``000.npy``, ``001.npy``...
+    for a model with one input of samples; ``.npz`` files of named arrays for several): an array of
+    one sample's shape gets its sample axis, and the samples are stacked in file-name order.
+    """
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".npy", ".npz"))
     if not files:
         raise InputFileError(path, "holds no .npy or .npz files, nor images")
+    tensors = {t.name: t for t in spec.inputs}
+    rows = [t for t in spec.inputs if not t.whole]
+    per_sample = (
+        path.is_dir()
+        and len(rows) == 1
+        and all(f.suffix == ".npy" for f in files)
+        and not any(f.stem in tensors for f in files)
+    )
     found: dict[str, list[np.ndarray]] = {}
     for f in files:
         try:
             if f.suffix == ".npy":
-                found.setdefault(f.stem, []).append(np.load(f, allow_pickle=False))
+                found.setdefault(rows[0].name if per_sample else f.stem, []).append(
+                    np.load(f, allow_pickle=False)
+                )
             else:
                 with np.load(f, allow_pickle=False) as data:
                     for k in data.files:
                         found.setdefault(k, []).append(data[k])
         except (OSError, ValueError) as e:
             raise InputFileError(f, f"not a NumPy array file ({e})") from e
-    try:
-        return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in found.items()}
-    except ValueError as e:
-        raise InputFileError(path, f"its files disagree on a shape ({e})") from e
+    out = {}
+    for k, parts in found.items():
+        t = tensors.get(k)
+        if t is None or t.whole:  # not an input (named in the refusal), or one value: the first file's
+            out[k] = parts[0]
+            continue
+        # one sample's shape (the sample axis left out): give it its sample axis
+        parts = [np.expand_dims(a, t.batch_axis) if a.ndim == len(t.shape) - 1 else a for a in parts]
+        try:
+            out[k] = np.concatenate(parts, axis=t.batch_axis) if len(parts) > 1 else parts[0]
+        except (ValueError, np.exceptions.AxisError) as e:
+            raise InputFileError(path, f"its files disagree on the shape of {k!r} ({e})") from e
+    return out
 
 
 def _image_layout(t: TensorSpec) -> str | None:
@@ -226,8 +251,10 @@ def _tokenize(path: Path, spec: ModelSpec, data: UserData) -> dict[str, np.ndarr
 def load_user_inputs(data: UserData | str | Path, spec: ModelSpec) -> dict[str, np.ndarray]:
     """The user's samples for every model input, checked against the model before anything runs.
 
-    An input that carries a shape (``TensorSpec.kind == "shape"``) is one value, with no sample
-    axis; every other input has the samples on its first axis.
+    An input fed whole (:attr:`TensorSpec.whole`: a shape, a 0-d setting, a state of the whole
+    sequence) is one value; every other input has the samples on its sample axis (the first one,
+    or where the model has it: a state ``[2, N, 128]``). A model whose batch is fixed (to 1) takes
+    any number of samples: validation feeds them a batch at a time.
 
     Raises:
         InputFileError: Unreadable, an input missing or unknown, a dtype or shape that does not fit
@@ -244,7 +271,7 @@ def load_user_inputs(data: UserData | str | Path, spec: ModelSpec) -> dict[str, 
     if path.is_file() and path.suffix.lower() == ".txt":
         arrays = _tokenize(path, spec, data)
     else:
-        arrays = _read_images(path, images, spec, data) if images else _read_arrays(path)
+        arrays = _read_images(path, images, spec, data) if images else _read_arrays(path, spec)
     expected = {t.name: t for t in spec.inputs}
     problems = [f"no array for input {n!r}" for n in expected if n not in arrays]
     problems += [
@@ -256,26 +283,31 @@ def load_user_inputs(data: UserData | str | Path, spec: ModelSpec) -> dict[str, 
         a = arrays.get(name)
         if a is None:
             continue
-        fixed = t.kind in NOT_DATA  # one value, not samples: no sample axis
-        want = [("?" if fixed else "N") if isinstance(d, str) else d for d in t.shape]
+        want = ["N" if i == t.batch_axis else "?" if isinstance(d, str) else d for i, d in enumerate(t.shape)]
         if a.dtype.name != t.dtype:
             problems.append(f"{name!r}: dtype {a.dtype.name}, expected {t.dtype}")
         if a.ndim != len(t.shape) or any(
-            not isinstance(d, str) and d != g for d, g in zip(t.shape, a.shape, strict=False)
+            not isinstance(d, str) and i != t.batch_axis and d != g
+            for i, (d, g) in enumerate(zip(t.shape, a.shape, strict=False))
         ):
-            problems.append(
-                f"{name!r}: shape {list(a.shape)}, expected {want}"
-                + (f" (one value: it {t.why})" if fixed else " (N: samples)")
+            note = (
+                f" (one value: it {t.why})"
+                if t.why and t.whole
+                else " (one value, fed whole)"
+                if t.whole
+                else ""
             )
+            axis = f" (N: samples, on axis {t.batch_axis})" if t.batch_axis else " (N: samples)"
+            problems.append(f"{name!r}: shape {list(a.shape)}, expected {want}" + (note or axis))
     counts = {
-        k: a.shape[0]
+        k: a.shape[expected[k].batch_axis]
         for k, a in arrays.items()
-        if k in expected and a.ndim and expected[k].kind not in NOT_DATA
+        if k in expected and not expected[k].whole and a.ndim == len(expected[k].shape)
     }
     if len(set(counts.values())) > 1:
         problems.append(f"inputs with different sample counts: {counts}")
     if not problems and counts and not next(iter(counts.values())):
-        problems.append("no samples (the first axis is empty)")
+        problems.append("no samples (the sample axis is empty)")
     if problems:
         raise InputFileError(path, "does not fit the model: " + "; ".join(problems))
     return {name: arrays[name] for name in expected}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import ConversionError, InputFileError, UsageError
+from onnxpipe.models.interface import batch_axes, unnamed_dim
 from onnxpipe.models.spec import ModelSpec, TensorSpec
 from onnxpipe.pipeline.rundir import RunDir
 
@@ -83,10 +84,25 @@ def _load_checked_onnx(path: Path):
     return model
 
 
+def _dims(value) -> tuple[int | str, ...]:
+    """A graph tensor's declared dims: sizes, symbols, and a name for each unknown one.
+
+    A size written as ``-1`` or ``0`` (older exporters' "any") is free too, named like an unknown one.
+    """
+    return tuple(
+        d.dim_value
+        if d.HasField("dim_value") and d.dim_value > 0
+        else (d.dim_param or unnamed_dim(value.name, i))
+        for i, d in enumerate(value.type.tensor_type.shape.dim)
+    )
+
+
 def spec_from_onnx(path: Path) -> ModelSpec:
     """A :class:`ModelSpec` read from an ONNX graph's declared inputs and outputs.
 
-    Integer inputs that carry a shape or an index get that kind (:func:`models.onnx_roles.input_roles`).
+    Integer inputs that carry a shape or an index get that kind, 0-d inputs and branch conditions
+    ``"value"`` (:func:`models.onnx_roles.input_roles`); each tensor's sample axis is found by
+    :func:`models.interface.batch_axes`.
 
     Raises:
         InputFileError: The file is not a loadable, valid ONNX model (see :func:`_load_checked_onnx`).
@@ -97,24 +113,19 @@ def spec_from_onnx(path: Path) -> ModelSpec:
 
     model = _load_checked_onnx(Path(path))
     initializers = {i.name for i in model.graph.initializer}
-    roles = input_roles(model)  # integer inputs that are shapes or indices, not data
+    roles = input_roles(model)  # inputs that are shapes, indices or settings, not data
 
     def tensors(values: list) -> tuple[TensorSpec, ...]:
         out = []
         for v in values:
             if v.name in initializers:
                 continue
-            tt = v.type.tensor_type
-            shape = tuple(
-                d.dim_value if d.HasField("dim_value") else (d.dim_param or f"{v.name}_dim{i}")
-                for i, d in enumerate(tt.shape.dim)
-            )
             role = roles.get(v.name)
             out.append(
                 TensorSpec(
                     v.name,
-                    shape,
-                    str(tensor_dtype_to_np_dtype(tt.elem_type)),
+                    _dims(v),
+                    str(tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)),
                     kind=role and role.kind,
                     value_range=None if role is None or role.high is None else (0, role.high),
                     why=role and role.why,
@@ -124,9 +135,8 @@ def spec_from_onnx(path: Path) -> ModelSpec:
 
     if not model.graph.input or not model.graph.output:
         raise InputFileError(path, "the ONNX graph declares no inputs or no outputs")
-    return ModelSpec(
-        name=path.stem, inputs=tensors(model.graph.input), outputs=tensors(model.graph.output), dataset=None
-    )
+    inputs, outputs = batch_axes(tensors(model.graph.input), tensors(model.graph.output))
+    return ModelSpec(name=path.stem, inputs=inputs, outputs=outputs, dataset=None)
 
 
 def _describe(path: Path, fmt: Format) -> dict:

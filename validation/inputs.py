@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from onnxpipe.models.errors import UsageError
-from onnxpipe.models.spec import NOT_DATA, ModelSpec, not_invented_message, random_values
+from onnxpipe.models.spec import ModelSpec, not_invented_message, random_values
 from onnxpipe.models.user_data import UserData, load_labels, load_user_inputs
 
 __all__ = [
@@ -64,11 +64,13 @@ class InputConfig:
 
 @dataclass(frozen=True)
 class ValidationInputs:
-    """Stacked inputs (reference names and layout), their groups, and labels for dataset samples.
+    """Stacked inputs (reference names), their groups, and labels for dataset samples.
 
-    ``fixed``: inputs that carry a shape (``TensorSpec.kind == "shape"``): not rows of samples but
-    one value, fed whole with every batch. ``value_range``: the range random and edge floats were
-    drawn over (the model's, or for a model with no dataset, that of the user's samples).
+    ``arrays`` hold rows: each input's samples on axis 0, whatever its sample axis in the model
+    (``axes``: name -> that axis; :meth:`feeds` puts them back). ``fixed``: inputs fed whole with
+    every batch (:attr:`TensorSpec.whole`: a shape, a 0-d setting, a state of the whole sequence),
+    in the model's layout. ``value_range``: the range random and edge floats were drawn over (the
+    model's, or for a model with no dataset, that of the user's samples).
     """
 
     arrays: dict[str, np.ndarray]
@@ -77,6 +79,7 @@ class ValidationInputs:
     source: str
     fixed: dict[str, np.ndarray] = field(default_factory=dict)
     value_range: tuple[float, float] | None = None
+    axes: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return next(iter(self.arrays.values())).shape[0]
@@ -89,8 +92,22 @@ class ValidationInputs:
         return stop - start
 
     def slice(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Rows ``start:stop`` of every input, then the fixed inputs whole."""
-        return {k: v[start:stop] for k, v in self.arrays.items()} | self.fixed
+        """Rows ``start:stop`` of every input in the model's layout, then the fixed inputs whole."""
+        return self.feeds(start, stop)
+
+    def feeds(self, start: int, stop: int, size: int | None = None) -> dict[str, np.ndarray]:
+        """Rows ``start:stop`` as the model takes them: each on its sample axis, the fixed inputs whole.
+
+        ``size``: a batch the model is fixed to; fewer rows are padded with the last one repeated.
+        """
+        out = {}
+        for k, v in self.arrays.items():
+            rows = v[start:stop]
+            if size is not None and len(rows) < size:
+                rows = np.concatenate([rows, np.repeat(rows[-1:], size - len(rows), axis=0)])
+            axis = self.axes.get(k, 0)
+            out[k] = rows if axis == 0 else np.moveaxis(rows, 0, axis)
+        return out | self.fixed
 
 
 def _waveform_edges(shape: tuple[int, ...], lo: float, hi: float, rng: np.random.Generator) -> np.ndarray:
@@ -159,7 +176,7 @@ def check_inputs(spec: ModelSpec, config: InputConfig) -> None:
         return
     user = load_user_inputs(config.user, spec)
     if config.labels is not None:
-        rows = [user[t.name] for t in spec.inputs if t.kind not in NOT_DATA]
+        rows = [t.to_rows(user[t.name]) for t in spec.inputs if not t.whole]
         load_labels(config.labels, len(rows[0]) if rows else 0)
 
 
@@ -178,7 +195,7 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
     rng = np.random.default_rng(config.seed)
     lo, hi = spec.value_range
     labels, source = None, "random"
-    rows_of = [t for t in spec.inputs if t.kind not in NOT_DATA]
+    rows_of = [t for t in spec.inputs if not t.whole]
     parts: dict[str, list[np.ndarray]] = {t.name: [] for t in rows_of}
     groups: dict[str, tuple[int, int]] = {}
     fixed: dict[str, np.ndarray] = {}
@@ -186,10 +203,10 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
     if config.user:
         user = load_user_inputs(config.user, spec)
         for t in spec.inputs:
-            if t.kind in NOT_DATA:
+            if t.whole:
                 fixed[t.name] = user[t.name]
             else:
-                parts[t.name].append(user[t.name])
+                parts[t.name].append(t.to_rows(user[t.name]))
         n = next((len(user[t.name]) for t in rows_of), 0)
         groups["inputs"], source = (0, n), f"--inputs {config.user.name}"
         floats = [user[t.name] for t in rows_of if np.dtype(t.dtype).kind == "f" and user[t.name].size]
@@ -203,6 +220,9 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
         for t in spec.inputs:
             if not t.invented:
                 raise UsageError(not_invented_message(t))
+        for t in spec.inputs:  # a state fed whole, made up once (the same for every batch)
+            if t.whole:
+                fixed[t.name] = random_values(t, t.concrete_shape(1), spec.value_range, rng)
         if spec.dataset and len(spec.inputs) == 1 and config.samples:
             from onnxpipe.models.data import model_arrays
 
@@ -220,7 +240,7 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
     inventable = all(t.invented for t in rows_of)
     if config.random and inventable:
         for t in rows_of:
-            shape = (config.random, *t.concrete_shape(1)[1:])  # rows on the first axis, even at a fixed batch
+            shape = (config.random, *_sample_shape(t))  # rows on the first axis, whatever the model's
             over = (lo, hi) if np.dtype(t.dtype).kind == "f" else spec.value_range
             parts[t.name].append(random_values(t, shape, over, rng))
         groups["random"] = (n, n + config.random)
@@ -228,10 +248,16 @@ def build_inputs(spec: ModelSpec, config: InputConfig = InputConfig()) -> Valida
     if config.edge and inventable:
         for t in rows_of:
             t_lo, t_hi = t.value_range or ((lo, hi) if np.dtype(t.dtype).kind == "f" else spec.value_range)
-            parts[t.name].append(_edge_cases(t.concrete_shape(1)[1:], t_lo, t_hi, t.dtype, rng, t.kind))
+            parts[t.name].append(_edge_cases(_sample_shape(t), t_lo, t_hi, t.dtype, rng, t.kind))
         groups["edge"] = (n, n + 6)
         n += 6
     if not n:
         raise UsageError("no inputs to validate with: samples, random and edge cases are all off")
     arrays = {k: np.concatenate(v) for k, v in parts.items()}
-    return ValidationInputs(arrays, labels, groups, source, fixed, (lo, hi))
+    axes = {t.name: t.batch_axis for t in rows_of}
+    return ValidationInputs(arrays, labels, groups, source, fixed, (lo, hi), axes)
+
+
+def _sample_shape(t) -> tuple[int, ...]:
+    """One sample's shape (any axis left unresolved taken as 1, as the batch once was)."""
+    return tuple(1 if isinstance(d, str) else d for d in t.sample_shape)

@@ -24,7 +24,7 @@ from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import EnvironmentProblem, InputFileError, UnknownNameError, UsageError
 from onnxpipe.models.fs import size_of
 from onnxpipe.models.records import Document
-from onnxpipe.models.spec import Tolerance
+from onnxpipe.models.spec import TensorSpec, Tolerance
 from onnxpipe.validation.edge import EdgeReadiness
 from onnxpipe.validation.inputs import InputConfig, ValidationInputs, build_inputs
 from onnxpipe.validation.locate import LocateReport
@@ -283,15 +283,16 @@ class ParityReport(Document):
 
 def _padded(call: Callable, inputs: ValidationInputs, start: int, stop: int, size: int | None) -> dict:
     """Run rows ``start:stop``; a static-batch artifact gets the last row repeated up to its size."""
-    feeds = inputs.slice(start, stop)
     rows = stop - start
-    if size is not None and rows < size:
-        feeds = {
-            k: v if k in inputs.fixed else np.concatenate([v, np.repeat(v[-1:], size - rows, axis=0)])
-            for k, v in feeds.items()
-        }
-    out = call(feeds)
+    out = call(inputs.feeds(start, stop, size), rows)
     return {k: v[:rows] for k, v in out.items()} if size is not None else out
+
+
+def _samples_first(tensor: TensorSpec | None, value: np.ndarray) -> np.ndarray:
+    """An output samples first: its sample axis moved to axis 0; one computed once per call is a row."""
+    if tensor is None:
+        return value
+    return value[None] if tensor.whole else tensor.to_rows(value)
 
 
 def _cat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -317,13 +318,15 @@ def execute(runtime: Any, inputs: ValidationInputs, config: InputConfig) -> Exec
     static = runtime.static_batch()
     batch = static or config.batch
     spent, rows = 0.0, 0
+    outputs = {t.name: t for t in runtime.artifact.spec.outputs}
 
-    def call(feeds: dict) -> dict:
+    def call(feeds: dict, n: int) -> dict:
         nonlocal spent, rows
         out = runtime.run(feeds)
         spent += runtime.inference_s  # the framework's own call, as the runtime timed it
-        rows += next(iter(feeds.values())).shape[0]
-        return out
+        rows += n
+        # samples first: each output's sample axis to axis 0; one computed once per call is a row of its own
+        return {k: _samples_first(outputs.get(k), v) for k, v in out.items()}
 
     n = len(inputs)
     main = _cat([_padded(call, inputs, i, min(i + batch, n), static) for i in range(0, n, batch)])
@@ -372,14 +375,14 @@ def _judge(
         notes.append(f"atol raised to the measured run-to-run noise {noise:.3g}")
     reasons = []
     for name in r:
-        m = compare(r[name], c[name])
+        m = compare(r[name], c[name], tol.atol)
         result.outputs[name] = m
         reasons += [f"{name}: {v}" for v in m.violations(tol, tol.violation(r[name], c[name]))]
     result.metrics = worst(list(result.outputs.values()))
     # Per group, by rows; an output whose first axis is not the rows (shaped by an input that
     # carries a shape) has no row for some groups, and those are left out of them.
     by_group = {
-        g: [compare(ref.main[k][a:b], cand.main[k][a:b]) for k in ref.main if ref.main[k][a:b].size]
+        g: [compare(ref.main[k][a:b], cand.main[k][a:b], tol.atol) for k in ref.main if ref.main[k][a:b].size]
         for g, (a, b) in inputs.groups.items()
     }
     result.groups = {g: worst(m) for g, m in by_group.items() if m}
@@ -411,7 +414,7 @@ def _blame(
         tol = by_label[b].spec.tolerance(by_label[b].precision)
         pa, pb = primary[a].main, primary[b].main
         for k in pa:
-            m = compare(pa[k], pb[k])
+            m = compare(pa[k], pb[k], tol.atol)
             if m.nonfinite or tol.violation(pa[k], pb[k]) > 0 or m.cosine < tol.min_cosine:
                 return f"{a} -> {b}"
     return (

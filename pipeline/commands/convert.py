@@ -16,6 +16,7 @@ from onnxpipe.pipeline.commands.options import (
     data_options,
     import_user_model,
     is_hf_source,
+    named_input_shapes,
     user_data,
     user_model_options,
     with_tokenizer,
@@ -73,6 +74,7 @@ def run_conversion(
     budget_s: float | None = None,
     inputs=None,
     calibration=None,
+    shapes=None,
 ) -> list:
     """Convert and print one line per artifact (shared with ``onnxpipe run``).
 
@@ -89,7 +91,10 @@ def run_conversion(
     """
     from onnxpipe.converters.onnx_to_saved_model import TFConvertOptions
     from onnxpipe.converters.saved_model_to_tflite import CALIBRATED_PRECISIONS
+    from onnxpipe.models.artifact import Format
     from onnxpipe.pipeline.artifacts import resolve_artifact
+    from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.sizing import size_interface
     from onnxpipe.pipeline.stages import convert_stage
     from onnxpipe.pipeline.ui import say
     from onnxpipe.validation.inputs import InputConfig
@@ -97,7 +102,11 @@ def run_conversion(
 
     precisions, tfjs_precisions = split_precisions(to, precisions)
     calibrated = any(p in CALIBRATED_PRECISIONS for p in precisions)
-    spec = resolve_artifact(source).spec  # read once: what the data is checked against
+    artifact = resolve_artifact(source)  # read once: what the data is checked against
+    if artifact.format is Format.ONNX:  # free sizes resolved: the file converted is a sized copy
+        artifact = size_interface(artifact, RunDir(out), shapes, inputs, say)
+        source = artifact.path
+    spec = artifact.spec
     takes_shapes = any(not t.invented for t in spec.inputs)  # no value can be made up for an input
     options = TFConvertOptions(
         saved_model="saved_model" in to or bool(tfjs_precisions),  # tfjs is converted from the SavedModel
@@ -327,6 +336,8 @@ def command(
 
       onnxpipe convert model.onnx --inputs samples.npz
 
+      onnxpipe convert det.onnx --input-shape x=1,3,640,640
+
       onnxpipe convert weights.pt --model-class net.py:Net --input-shape 1,3,32,32 --precision fp32,int8 --calibration images/ --mean 0.5 --std 0.25
 
     With --model-class, SOURCE is your model's state dict (.pt or .safetensors), imported as
@@ -339,6 +350,7 @@ def command(
     from onnxpipe.pipeline.stages import resolve_checkpoint
 
     targets = parse_targets(to)
+    shapes = named_input_shapes(source, user)
     precisions = csv_choice(precision, ALL_PRECISIONS, "precision")
     split_precisions(targets, precisions)  # refused before anything runs
     hf = is_hf_source(source)
@@ -370,4 +382,5 @@ def command(
             budget_s,
             with_tokenizer(user_data(user_inputs, mean, std, calibration, image_size=image_size), out),
             with_tokenizer(user_data(calibration, mean, std, image_size=image_size), out),
+            shapes=shapes,
         )

@@ -186,6 +186,32 @@ def _import_hf(source, out, hf: dict) -> object:
     return path
 
 
+def named_input_shapes(source, options: dict) -> dict[str, tuple[int, ...]] | None:
+    """``--input-shape NAME=SIZES`` for an ONNX file's free sizes; taken out of ``options``.
+
+    The bare form (``1,3,224,224``) describes a ``--model-class`` model's input and stays there.
+    """
+    from onnxpipe.models.errors import UsageError
+    from onnxpipe.models.interface import parse_input_shapes
+
+    given = options.get("input_shapes") or ()
+    named = [s for s in given if "=" in s]
+    if not named:
+        return None
+    if options.get("model_class") is not None or len(named) != len(given):
+        raise click.UsageError(
+            "--input-shape: NAME=SIZES sets an ONNX file's free sizes; with --model-class give the bare "
+            "form (1,3,224,224), one per input, and not both"
+        )
+    if str(source).lower().endswith(".onnx") is False:
+        raise click.UsageError("--input-shape NAME=SIZES: only for an ONNX file as SOURCE")
+    options["input_shapes"] = ()
+    try:
+        return parse_input_shapes(named)
+    except UsageError as e:
+        raise click.UsageError(str(e)) from None
+
+
 def user_model_options(command):
     """The options that name a user's model class and its inputs (convert, export, validate)."""
     options = [
@@ -201,7 +227,8 @@ def user_model_options(command):
             "--input-shape",
             "input_shapes",
             multiple=True,
-            help="An input's shape, batch first (made dynamic), e.g. 1,3,224,224; repeat per input.",
+            help="With --model-class: an input's shape, batch first (made dynamic), e.g. 1,3,224,224; "
+            "for an ONNX file: NAME=SIZES fixes that input's free sizes (x=1,3,640,640). Repeat per input.",
         ),
         click.option(
             "--input-dtype",

@@ -12,6 +12,7 @@ from onnxpipe.pipeline.commands.options import (
     data_options,
     import_user_model,
     is_hf_source,
+    named_input_shapes,
     user_data,
     user_model_options,
     with_tokenizer,
@@ -227,12 +228,14 @@ def command(
     from onnxpipe.pipeline.artifacts import resolve_artifact
     from onnxpipe.pipeline.commands.options import csv_choice
     from onnxpipe.pipeline.rundir import RunDir
+    from onnxpipe.pipeline.sizing import sized_reference
     from onnxpipe.pipeline.stages import run_dir_artifacts
     from onnxpipe.validation.inputs import InputConfig, check_inputs
     from onnxpipe.validation.parity import ValidateOptions
 
     if run_dir and (reference or candidates):
         raise click.UsageError("give either RUN_DIR or --reference/--candidate, not both")
+    shapes = named_input_shapes(reference, user)
     values = {"samples": samples, "random": random_inputs, "batch": batch, "seed": seed}
     hf = not run_dir and is_hf_source(reference)
     image_size = None if hf else data_image_size(user, user_inputs)
@@ -273,7 +276,7 @@ def command(
         if not run_dir:
             if class_ref is not None or hf:
                 reference = import_user_model(reference, out, dict(user))
-            ref = resolve_artifact(reference)
+            ref = sized_reference(resolve_artifact(reference), shapes, inputs.user)  # free sizes resolved
             cands = [resolve_artifact(c, ref.spec) for c in candidates]
         inputs = dataclasses.replace(inputs, user=with_tokenizer(inputs.user, ref.path.parent))
         options = dataclasses.replace(options, inputs=inputs)

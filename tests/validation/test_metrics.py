@@ -59,3 +59,16 @@ def test_worst_of_several_outputs():
     b = compare(np.ones((2, 4)), np.ones((2, 4)))
     w = worst([a, b])
     assert w.max_abs == a.max_abs and w.cosine == min(a.cosine, b.cosine) and w.snr_db == a.snr_db
+
+
+def test_cosine_judges_only_differences_above_the_absolute_floor():
+    """A probability map of an image with nothing in it is rounding noise near 0 on both sides: its
+    cosine says nothing; a row whose difference is above the floor is still judged by it."""
+    rng = np.random.default_rng(0)
+    quiet_r = rng.uniform(0, 1e-7, (2, 100))
+    quiet_c = quiet_r + rng.uniform(-1e-7, 1e-7, (2, 100))
+    assert compare(quiet_r, quiet_c).cosine < 0.99  # without a floor: noise compared with noise
+    assert compare(quiet_r, quiet_c, floor=1e-4).cosine == 1.0
+    loud_r = rng.uniform(-1, 1, (2, 100))
+    loud_c = -loud_r  # wrong everywhere, far above the floor
+    assert compare(np.vstack([quiet_r, loud_r]), np.vstack([quiet_c, loud_c]), floor=1e-4).cosine == -1.0

@@ -128,7 +128,7 @@ def test_convert_refuses_a_shape_input_without_values_before_anything_runs(tmp_p
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.ones((5, 2), np.float32), shape=np.array([2, 1, 6], np.int64))
     proc = onnxpipe("convert", str(model), "--out", str(tmp_path / "run"), "--inputs", str(bad))
-    assert proc.returncode == 2 and "'x': shape [5, 2], expected [3, 1] (N: samples)" in proc.stderr
+    assert proc.returncode == 2 and "'x': shape [5, 2], expected ['N', 1] (N: samples)" in proc.stderr
     # With the values, the planner measures onnx2tf's layouts on them (its output is [2, 6, 3] for the
     # reference's [2, 3, 6]; judged by the rule alone it failed) and keeps what it validated on them.
     good = tmp_path / "good.npz"

@@ -23,7 +23,6 @@ import numpy as np
 
 from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import EnvironmentProblem, UsageError, ValidationInputError
-from onnxpipe.models.spec import NOT_DATA
 
 __all__ = ["ArtifactNotLoadable", "Runtime", "WorkerRuntime"]
 
@@ -165,15 +164,14 @@ class Runtime(abc.ABC):
         A reference whose interface has no dynamic axis at all (an ONNX file exported with a fixed
         batch) is fixed to the batch its first input declares.
         """
-        spec_inputs = [t for t in self.artifact.spec.inputs if t.kind not in NOT_DATA]  # rows, not shapes
-        if spec_inputs and not any(t.dynamic_axes for t in spec_inputs):
-            first = spec_inputs[0].shape
-            if first and isinstance(first[0], int):
-                return first[0]
-        for axes in self.dynamic_axes().values():
-            for state in axes.values():
-                if state.startswith("static"):
-                    return int(state.split()[1])
+        rows = [t for t in self.artifact.spec.inputs if not t.whole]  # rows of samples, not fed whole
+        if rows and isinstance(rows[0].shape[rows[0].batch_axis], int):
+            return rows[0].shape[rows[0].batch_axis]
+        dynamic = self.dynamic_axes()
+        for t in rows:
+            state = dynamic.get(t.name, {}).get(t.shape[t.batch_axis], "dynamic")
+            if state.startswith("static"):
+                return int(state.split()[1])
         return None
 
     def _feeds(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,0 +1,278 @@
+"""Sizes resolved before anything runs: a user's ONNX file with free sizes becomes one with fixed ones.
+
+An ONNX file whose heights, widths or lengths are free (``DynamicDimension.1``, unknown, ``-1``)
+is converted as a copy in the run directory, ``model.onnx``, whose inputs declare the sizes
+resolved by :func:`onnxpipe.models.interface.resolve_sizes` (each sample axis named ``batch``): the
+same graph, checked to compute what the user's file computes at those sizes, and then the
+reference every artifact is validated against. Converters see fixed sizes, as they need; the
+record says which sizes were fixed and where each came from.
+
+Before it is kept, the reference runs on inputs of those sizes at batch 1 and 2: a size it
+rejects stops the command with one line naming the sizes onnxpipe chose and ``--input-shape``,
+never a traceback; and the outputs' sample axes are read off how their sizes follow the batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from onnxpipe.models.artifact import Artifact, Format
+from onnxpipe.models.errors import InputFileError, UsageError
+from onnxpipe.models.fs import atomic_path
+from onnxpipe.models.interface import Sizing, is_unnamed, resolve_sizes
+from onnxpipe.models.spec import ModelSpec, TensorSpec, random_values
+from onnxpipe.models.user_data import UserData, load_user_inputs
+from onnxpipe.pipeline.rundir import RunDir
+
+__all__ = ["BATCH", "size_interface", "sized_reference"]
+
+log = logging.getLogger(__name__)
+
+#: The name every free sample axis gets in the sized copy.
+BATCH = "batch"
+
+
+def _needs_sizing(spec: ModelSpec) -> bool:
+    """Whether some input has a free size besides its sample axis, or an unnamed sample axis."""
+    return any(
+        isinstance(d, str) and (i != t.batch_axis or is_unnamed(d))
+        for t in spec.inputs
+        for i, d in enumerate(t.shape)
+    )
+
+
+def _probe_inputs(spec: ModelSpec, batch: int, samples: Mapping[str, np.ndarray] | None) -> dict | None:
+    """Inputs of the resolved sizes at ``batch``: the user's first samples, else made up (``None``: cannot)."""
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for t in spec.inputs:
+        given = None if samples is None else samples.get(t.name)
+        if given is not None:
+            if t.whole:
+                feeds[t.name] = given
+                continue
+            rows = t.to_rows(given)
+            if len(rows) < batch:
+                rows = np.concatenate([rows, np.repeat(rows[-1:], batch - len(rows), axis=0)])
+            feeds[t.name] = t.from_rows(rows[:batch])
+        elif t.invented:
+            feeds[t.name] = random_values(t, t.concrete_shape(batch), spec.value_range, rng)
+        else:
+            return None  # a shape or a setting only the user can give: check_inputs refuses it later
+    return feeds
+
+
+def _output_axes(outputs: Sequence[TensorSpec], one: dict, two: dict) -> tuple[TensorSpec, ...]:
+    """Each output with the axis whose size follows the batch (1 at batch 1, 2 at batch 2), else none.
+
+    Its other sizes stay as the graph declares them (a length that depends on the input's values
+    stays free); a tensor the graph declares no shape for takes the sizes it had.
+    """
+    out = []
+    for t in outputs:
+        a, b = np.shape(one[t.name]), np.shape(two[t.name])
+        follows = [i for i, (x, y) in enumerate(zip(a, b, strict=False)) if (x, y) == (1, 2)]
+        axis = follows[0] if follows and len(a) == len(b) else None
+        dims = t.shape if len(t.shape) == len(b) else b
+        shape = tuple(BATCH if i == axis else d for i, d in enumerate(dims))
+        out.append(dataclasses.replace(t, shape=shape, batch_axis=axis))
+    return tuple(out)
+
+
+def _refusal(sizing: Sizing, runtime: str, error: Exception, user: UserData | None) -> UsageError:
+    said = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+    if sizing.invented:
+        what = "the inputs onnxpipe made up, " + "; ".join(sizing.chosen)
+        fix = (
+            "give the sizes it takes with --input-shape NAME=SIZES (one per input, e.g. "
+            f"{sizing.invented[0]}=...), or samples with --inputs"
+        )
+    else:
+        what = (
+            "inputs of the sizes "
+            + ("of your --inputs" if user else "it declares")
+            + (f" ({'; '.join(sizing.chosen)})" if sizing.chosen else "")
+        )
+        fix = "check the sizes and values it takes"
+    return UsageError(f"the reference ({runtime}) rejects {what}: {said}; {fix}")
+
+
+def _write_sized(source: Path, dest: Path, spec: ModelSpec, data_name: str) -> None:
+    """``source`` with each input's dims as ``spec`` declares them and each output's sample axis named.
+
+    A graph over 2 GB keeps its weights beside it, in ``data_name``.
+    """
+    import onnx
+
+    model = onnx.load(str(source))  # with its external data: the copy is self-contained
+    tensors = {t.name: t for t in (*spec.inputs, *spec.outputs)}
+    for value in [*model.graph.input, *model.graph.output]:
+        t = tensors.get(value.name)
+        if t is None or not value.type.HasField("tensor_type"):
+            continue
+        for i, dim in enumerate(value.type.tensor_type.shape.dim):
+            size = t.shape[i] if i < len(t.shape) else None
+            if i == t.batch_axis and not isinstance(size, int):
+                dim.Clear()
+                dim.dim_param = BATCH
+            elif isinstance(size, int) and value in model.graph.input:
+                dim.Clear()
+                dim.dim_value = size
+            elif dim.HasField("dim_value") and dim.dim_value <= 0:
+                dim.Clear()  # a size written -1 or 0: unknown, not a size
+    del model.graph.value_info[:]  # inferred again by whoever reads it, with the sizes fixed
+    large = model.ByteSize() > 2**31 - 2**20
+    onnx.save(model, str(dest), save_as_external_data=large, location=data_name if large else None)
+
+
+def size_interface(
+    source: Artifact,
+    run: RunDir,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    user: UserData | None = None,
+    on_progress: Callable[[str], None] = lambda _m: None,
+) -> Artifact:
+    """The ONNX artifact to convert: ``source`` itself, or its sized copy in ``run``.
+
+    Args:
+        source: The user's ONNX file.
+        run: The run directory the copy goes in (``model.onnx``, or ``model_sized.onnx`` when the
+            source is that file).
+        shapes: ``--input-shape NAME=SIZES``.
+        user: ``--inputs``: their sizes say the free ones.
+        on_progress: Told what was resolved, in one line.
+
+    Raises:
+        UsageError: The reference rejects inputs of the resolved sizes, or ``--input-shape`` does
+            not fit the model.
+    """
+    t0 = time.perf_counter()
+    spec = source.spec
+    samples = None if user is None else load_user_inputs(user, spec)
+    if not shapes and not _needs_sizing(spec):
+        return source
+    sizing = resolve_sizes(spec, shapes, samples)
+    resolved = dataclasses.replace(sizing.spec, inputs=tuple(_named_batch(t) for t in sizing.spec.inputs))
+    on_progress("sizes: " + ("; ".join(sizing.chosen) or "as declared"))
+    name = "model.onnx" if run.onnx.resolve() != source.path.resolve() else "model_sized.onnx"
+    dest = run.path / name
+    options = {"input_shapes": {k: list(v) for k, v in (shapes or {}).items()}, "chosen": list(sizing.chosen)}
+    if dest.is_file() and run.stale_reason("size", [source.path], options) is None:
+        recorded = run.artifact(dest)
+        if recorded is not None:
+            return recorded  # sized and checked before, from the same file with the same sizes
+    resolved, runtime = _probed(Artifact(source.path, Format.ONNX, resolved), sizing, samples, user)
+    with atomic_path(dest) as tmp:  # kept only once checked; a failure leaves what was there
+        _write_sized(source.path, tmp, resolved, data_name=f"{dest.name}.data")
+        _check_same(source, Artifact(tmp, Format.ONNX, resolved), resolved, samples)
+    log.info(
+        "sized %s -> %s (probed on %s)", source.path, dest, runtime or "nothing: inputs only you can give"
+    )
+    artifact = Artifact(
+        dest,
+        Format.ONNX,
+        resolved,
+        parent=source.path.name,
+        backend="onnxpipe",
+        extra={"sized": list(sizing.chosen), "sized_from": str(source.path)},
+    )
+    run.record_stage(
+        "size",
+        inputs=[source.path],
+        outputs=[artifact],
+        options=options,
+        seconds=time.perf_counter() - t0,
+    )
+    return artifact
+
+
+def _probed(
+    probe: Artifact, sizing: Sizing, samples: Mapping[str, np.ndarray] | None, user: UserData | None
+) -> tuple[ModelSpec, str | None]:
+    """``probe``'s spec with its outputs' sample axes measured, and the runtime that ran it.
+
+    The reference runs at batch 1, and at batch 2 where its batch is free; not at all where an input
+    only the user can give is missing (refused later, with what to give).
+
+    Raises:
+        UsageError: The reference rejects the inputs (:func:`_refusal`).
+    """
+    from onnxpipe.validation.runtimes import open_runtime
+
+    spec = probe.spec
+    one = _probe_inputs(spec, 1, samples)
+    two = _probe_inputs(spec, 2, samples) if _free_batch(spec) else None
+    if one is None:
+        return spec, None
+    with open_runtime(probe) as rt:  # EnvironmentProblem: no runtime loads the file at all
+        try:
+            first = rt.run(one)
+            if two is not None:
+                spec = dataclasses.replace(spec, outputs=_output_axes(spec.outputs, first, rt.run(two)))
+        except Exception as e:  # the runtime's own exception on sizes onnxpipe resolved: a refusal
+            raise _refusal(sizing, rt.name, e, user) from e
+        return spec, rt.name
+
+
+def sized_reference(
+    reference: Artifact, shapes: Mapping[str, Sequence[int]] | None = None, user: UserData | None = None
+) -> Artifact:
+    """An ONNX reference with its free sizes resolved, as validation feeds it (no copy is written).
+
+    Raises:
+        UsageError: ``--input-shape`` does not fit the model.
+    """
+    unnamed = any(is_unnamed(d) for t in reference.spec.outputs for d in t.shape)
+    if reference.format is not Format.ONNX or (
+        not shapes and not _needs_sizing(reference.spec) and not unnamed
+    ):
+        if shapes:
+            raise UsageError("--input-shape NAME=SIZES: the reference has no free sizes to set")
+        return reference
+    samples = None if user is None else load_user_inputs(user, reference.spec)
+    sizing = resolve_sizes(reference.spec, shapes, samples)
+    spec = dataclasses.replace(sizing.spec, inputs=tuple(_named_batch(t) for t in sizing.spec.inputs))
+    spec, _ = _probed(dataclasses.replace(reference, spec=spec), sizing, samples, user)
+    return dataclasses.replace(reference, spec=spec)
+
+
+def _named_batch(t: TensorSpec) -> TensorSpec:
+    """``t`` with its free sample axis named :data:`BATCH`."""
+    if t.whole or isinstance(t.shape[t.batch_axis], int):
+        return t
+    return dataclasses.replace(
+        t, shape=tuple(BATCH if i == t.batch_axis else d for i, d in enumerate(t.shape))
+    )
+
+
+def _free_batch(spec: ModelSpec) -> bool:
+    """Whether the model's batch is free (its first input of samples has a symbol on its sample axis)."""
+    rows = [t for t in spec.inputs if not t.whole]
+    return bool(rows) and not isinstance(rows[0].shape[rows[0].batch_axis], int)
+
+
+def _check_same(source: Artifact, sized: Artifact, spec: ModelSpec, samples) -> None:
+    """The sized copy computes what the user's file computes (ONNX Runtime, the same inputs)."""
+    from onnxpipe.validation.runtimes import open_runtime
+
+    rows = [t for t in spec.inputs if not t.whole]
+    batch = 2 if _free_batch(spec) else rows[0].shape[rows[0].batch_axis] if rows else 1
+    feeds = _probe_inputs(spec, batch, samples)
+    if feeds is None:
+        return
+    with open_runtime(dataclasses.replace(source, spec=spec)) as a, open_runtime(sized) as b:
+        want, got = a.run(feeds), b.run(feeds)
+    tolerance = spec.tolerance("fp32")
+    for k in want:
+        if np.shape(want[k]) != np.shape(got[k]) or tolerance.violation(want[k], got[k]) > 0:
+            raise InputFileError(
+                sized.path,
+                f"the sized copy of {source.path.name} does not compute what it computes ({k!r}); "
+                "nothing was kept",
+            )
