@@ -21,7 +21,7 @@ TFLITES   := $(foreach p,$(subst $(comma), ,$(PRECISIONS)),$(RUN)/model_$(p).tfl
 CONVERTED := $(RUN)/saved_model/saved_model.pb $(TFLITES)
 ONNXPIPE  := $(BIN)/onnxpipe
 
-.PHONY: all setup setup-edge setup-legacy setup-litert setup-tfjs setup-gpu setup-browser train export convert validate report screenshot bench bench-archs bench-data test test-all lint clean distclean help
+.PHONY: all setup setup-edge setup-legacy setup-litert setup-tfjs setup-gpu setup-browser train export convert validate report screenshot bench bench-archs bench-data bench-real test test-all lint clean distclean help
 
 help:
 	@echo "make all        train, export, convert and validate MODEL (default cnn) into RUN (default runs/MODEL)"
@@ -40,6 +40,7 @@ help:
 	@echo "make bench      benchmark tables for the CNN and the MobileNet-style model, then the ratios in bench/"
 	@echo "make screenshot  docs/report.png: a picture of RUN's report.html (needs Chromium)"
 	@echo "make bench-data   int8 of a user model class calibrated on its own images vs on noise (bench/your_data.py)"
+	@echo "make bench-real   real trained models from public packages through convert and validate (ONLY=ppocr-cls,yolov8n)"
 	@echo "make bench-archs  the architecture sweep: Hugging Face architectures through the planner (ARCHS=bert,vit)"
 	@echo "make lint       ruff"
 	@echo "make clean      remove runs/ and caches; make distclean also removes .venv"
@@ -166,6 +167,9 @@ bench: $(STAMP) $(LEGACY_STAMP) $(TFJS_STAMP)
 ARCHS ?=
 bench-data: $(STAMP)
 	$(BIN)/python bench/your_data.py --out runs/your_data
+
+bench-real: $(STAMP) $(EDGE_STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)
+	$(BIN)/python bench/real_models.py $(if $(ONLY),--only $(ONLY),) --out runs/real
 
 bench-archs: $(STAMP) $(LEGACY_STAMP) $(LITERT_STAMP)
 	$(BIN)/python bench/architectures.py $(if $(ARCHS),--only $(ARCHS),) --out runs/architectures

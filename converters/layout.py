@@ -18,7 +18,7 @@ from typing import Any
 from onnxpipe.models.artifact import Artifact, Format, TensorBinding
 from onnxpipe.models.errors import ConversionError, EnvironmentProblem
 from onnxpipe.models.execution import RuntimeOpener
-from onnxpipe.models.spec import NOT_DATA, TensorSpec
+from onnxpipe.models.spec import TensorSpec
 
 __all__ = ["bind_tensors", "channels_last_perm", "settle_ambiguous"]
 
@@ -154,16 +154,16 @@ def settle_ambiguous(
     combos = list(itertools.product(*in_options, *out_options))
     if len(combos) == 1 or len(combos) > 16 or (samples is None and not all(t.invented for t in refs_in)):
         return inputs, outputs  # (no values can be made up for a shape: validation judges the rule)
-    rows = [
-        (t, in_shapes[b.artifact_name])
+    rows = [  # each input of samples, and the size the file declares at its sample axis
+        (t, in_shapes[b.artifact_name][b.perm.index(t.batch_axis) if b.perm else t.batch_axis])
         for t, b in zip(refs_in, inputs, strict=True)
-        if t.kind not in NOT_DATA
+        if not t.whole and len(in_shapes[b.artifact_name]) == len(t.shape)
     ]
-    batch = next((int(shape[0]) for _, shape in rows if shape and shape[0] > 0), 2)
+    batch = next((int(size) for _, size in rows if size and size > 0), 2)
     rng = np.random.default_rng(0)
     if samples is not None:
         probe = {t.name: np.asarray(samples[t.name]) for t in refs_in}
-        probe |= {t.name: _rows_of(probe[t.name], batch) for t, _ in rows}
+        probe |= {t.name: t.from_rows(_rows_of(t.to_rows(probe[t.name]), batch)) for t, _ in rows}
     else:
         probe = {
             t.name: rng.uniform(0.0, 1.0, size=t.concrete_shape(batch)).astype(t.dtype)

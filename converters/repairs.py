@@ -120,9 +120,11 @@ def scope_safe_copy(source: Path, dest: Path) -> int:
 
 
 def fix_batch(source: Path, dest: Path, batch: int = 1) -> list[str]:
-    """Write ``source`` to ``dest`` with the first axis of every graph input and output fixed to ``batch``.
+    """Write ``source`` to ``dest`` with the batch of every graph input and output fixed to ``batch``.
 
-    Only axes that are symbolic or unknown change; intermediate shapes are inferred again.
+    The batch is the first axis, and any axis named with the symbol an input has there (a state
+    ``[2, batch, 128]``); only axes that are symbolic or unknown change; intermediate shapes are
+    inferred again.
 
     Returns:
         The tensors whose batch axis was fixed (empty: the graph had no dynamic batch; ``dest`` is
@@ -135,15 +137,26 @@ def fix_batch(source: Path, dest: Path, batch: int = 1) -> list[str]:
 
     model = load_model(source)
     initializers = {i.name for i in model.graph.initializer}
+    values = [
+        v
+        for v in [*model.graph.input, *model.graph.output]
+        if v.name not in initializers and v.type.HasField("tensor_type")
+    ]
+    # the batch's symbol wherever it is (a state [2, batch, 128] has it on axis 1)
+    symbols = {
+        v.type.tensor_type.shape.dim[0].dim_param
+        for v in model.graph.input
+        if v in values and v.type.tensor_type.shape.dim and v.type.tensor_type.shape.dim[0].dim_param
+    }
     fixed = []
-    for value in [*model.graph.input, *model.graph.output]:
-        if value.name in initializers or not value.type.HasField("tensor_type"):
-            continue
+    for value in values:
         dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].Clear()
-            dims[0].dim_value = batch
-            fixed.append(value.name)
+        for i, dim in enumerate(dims):
+            if (i == 0 and not dim.HasField("dim_value")) or (dim.dim_param and dim.dim_param in symbols):
+                dim.Clear()
+                dim.dim_value = batch
+                if value.name not in fixed:
+                    fixed.append(value.name)
     if fixed:
         del model.graph.value_info[:]  # inferred again below, with the batch fixed
         model = onnx.shape_inference.infer_shapes(model)

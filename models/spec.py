@@ -269,6 +269,8 @@ class ModelSpec:
         value_range: Range of the input values in that dataset (used for random and edge inputs).
         opset: Default ONNX opset for export.
         tolerances: Precision name -> :class:`Tolerance`.
+        baked: Inputs of the user's model that this one has as constants (a setting that chose a
+            branch), name -> the value baked in: the user's samples may still carry it, equal.
     """
 
     name: str
@@ -278,6 +280,7 @@ class ModelSpec:
     value_range: tuple[float, float] = (0.0, 1.0)
     opset: int = 18
     tolerances: Mapping[str, Tolerance] = field(default_factory=default_tolerances)
+    baked: Mapping[str, Any] = field(default_factory=dict)
 
     def tolerance(self, precision: str) -> Tolerance:
         """The tolerance for ``precision`` (the default one when the spec predates that precision)."""
@@ -296,7 +299,7 @@ class ModelSpec:
             "value_range": list(self.value_range),
             "opset": self.opset,
             "tolerances": {k: v.to_dict() for k, v in self.tolerances.items()},
-        }
+        } | ({"baked": dict(self.baked)} if self.baked else {})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelSpec:
@@ -310,4 +313,5 @@ class ModelSpec:
             opset=d.get("opset", 18),
             tolerances={k: Tolerance.from_dict(v) for k, v in d.get("tolerances", {}).items()}
             or default_tolerances(),
+            baked=dict(d.get("baked", {})),
         )

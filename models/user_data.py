@@ -277,7 +277,13 @@ def load_user_inputs(data: UserData | str | Path, spec: ModelSpec) -> dict[str, 
     problems += [
         f"{k!r} is not an input of the model (inputs: {', '.join(expected)})"
         for k in arrays
-        if k not in expected
+        if k not in expected and k not in spec.baked
+    ]
+    problems += [
+        f"{k!r} is {np.asarray(arrays[k]).tolist()}, and this run baked {k} = {spec.baked[k]} into the "
+        "model (convert again with these samples)"
+        for k in arrays
+        if k in spec.baked and not np.array_equal(np.asarray(arrays[k]), np.asarray(spec.baked[k]))
     ]
     for name, t in expected.items():
         a = arrays.get(name)

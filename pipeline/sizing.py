@@ -26,7 +26,7 @@ from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import InputFileError, UsageError
 from onnxpipe.models.fs import atomic_path
 from onnxpipe.models.interface import Sizing, is_unnamed, resolve_sizes
-from onnxpipe.models.spec import ModelSpec, TensorSpec, random_values
+from onnxpipe.models.spec import ModelSpec, TensorSpec, not_invented_message, random_values
 from onnxpipe.models.user_data import UserData, load_user_inputs
 from onnxpipe.pipeline.rundir import RunDir
 
@@ -103,14 +103,23 @@ def _refusal(sizing: Sizing, runtime: str, error: Exception, user: UserData | No
     return UsageError(f"the reference ({runtime}) rejects {what}: {said}; {fix}")
 
 
-def _write_sized(source: Path, dest: Path, spec: ModelSpec, data_name: str) -> None:
-    """``source`` with each input's dims as ``spec`` declares them and each output's sample axis named.
+def _write_sized(
+    source: Path, dest: Path, spec: ModelSpec, data_name: str, bake: Mapping[str, np.ndarray]
+) -> list[str]:
+    """``source`` with its inputs' sizes fixed, its sample axes named and ``bake``'s settings baked.
 
-    A graph over 2 GB keeps its weights beside it, in ``data_name``.
+    Each input's dims become those ``spec`` declares; the settings in ``bake`` become constants,
+    with the branches they choose taken (:func:`onnxpipe.converters.branches.bake_values`). A graph over 2 GB keeps its weights beside it, in ``data_name``.
+
+    Returns:
+        What baking did, one line each.
     """
     import onnx
 
+    from onnxpipe.converters.branches import bake_values
+
     model = onnx.load(str(source))  # with its external data: the copy is self-contained
+    notes = bake_values(model, bake) if bake else []
     tensors = {t.name: t for t in (*spec.inputs, *spec.outputs)}
     for value in [*model.graph.input, *model.graph.output]:
         t = tensors.get(value.name)
@@ -129,6 +138,7 @@ def _write_sized(source: Path, dest: Path, spec: ModelSpec, data_name: str) -> N
     del model.graph.value_info[:]  # inferred again by whoever reads it, with the sizes fixed
     large = model.ByteSize() > 2**31 - 2**20
     onnx.save(model, str(dest), save_as_external_data=large, location=data_name if large else None)
+    return notes
 
 
 def size_interface(
@@ -155,32 +165,47 @@ def size_interface(
     t0 = time.perf_counter()
     spec = source.spec
     samples = None if user is None else load_user_inputs(user, spec)
-    if not shapes and not _needs_sizing(spec):
+    for t in spec.inputs:  # refused before anything is written: a shape or a setting only you can give
+        if not t.invented and (samples is None or t.name not in samples):
+            raise UsageError(not_invented_message(t))
+    bake = _bakeable(spec, samples)
+    if not shapes and not _needs_sizing(spec) and not bake:
         return source
     sizing = resolve_sizes(spec, shapes, samples)
     resolved = dataclasses.replace(sizing.spec, inputs=tuple(_named_batch(t) for t in sizing.spec.inputs))
-    on_progress("sizes: " + ("; ".join(sizing.chosen) or "as declared"))
+    baked_notes = [f"{k} = {np.asarray(v).tolist()} baked in (it {_why(spec, k)})" for k, v in bake.items()]
+    on_progress("sizes: " + ("; ".join([*sizing.chosen, *baked_notes]) or "as declared"))
     name = "model.onnx" if run.onnx.resolve() != source.path.resolve() else "model_sized.onnx"
     dest = run.path / name
-    options = {"input_shapes": {k: list(v) for k, v in (shapes or {}).items()}, "chosen": list(sizing.chosen)}
+    options = {
+        "input_shapes": {k: list(v) for k, v in (shapes or {}).items()},
+        "chosen": list(sizing.chosen),
+        "baked": {k: np.asarray(v).tolist() for k, v in bake.items()},
+    }
     if dest.is_file() and run.stale_reason("size", [source.path], options) is None:
         recorded = run.artifact(dest)
         if recorded is not None:
             return recorded  # sized and checked before, from the same file with the same sizes
     resolved, runtime = _probed(Artifact(source.path, Format.ONNX, resolved), sizing, samples, user)
+    sized_spec = dataclasses.replace(
+        resolved,
+        inputs=tuple(t for t in resolved.inputs if t.name not in bake),
+        baked={k: np.asarray(v).tolist() for k, v in bake.items()},
+    )
     with atomic_path(dest) as tmp:  # kept only once checked; a failure leaves what was there
-        _write_sized(source.path, tmp, resolved, data_name=f"{dest.name}.data")
-        _check_same(source, Artifact(tmp, Format.ONNX, resolved), resolved, samples)
+        notes = _write_sized(source.path, tmp, sized_spec, f"{dest.name}.data", bake)
+        _check_same(source, resolved, Artifact(tmp, Format.ONNX, sized_spec), samples)
     log.info(
         "sized %s -> %s (probed on %s)", source.path, dest, runtime or "nothing: inputs only you can give"
     )
     artifact = Artifact(
         dest,
         Format.ONNX,
-        resolved,
+        sized_spec,
         parent=source.path.name,
         backend="onnxpipe",
-        extra={"sized": list(sizing.chosen), "sized_from": str(source.path)},
+        extra={"sized": list(sizing.chosen), "sized_from": str(source.path)}
+        | ({"baked": notes} if notes else {}),
     )
     run.record_stage(
         "size",
@@ -190,6 +215,21 @@ def size_interface(
         seconds=time.perf_counter() - t0,
     )
     return artifact
+
+
+def _why(spec: ModelSpec, name: str) -> str:
+    return next((t.why for t in spec.inputs if t.name == name and t.why), "is a setting")
+
+
+def _bakeable(spec: ModelSpec, samples: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """The settings that choose an ``If`` branch and whose value the user gave: baked into the copy."""
+    if samples is None:
+        return {}
+    return {
+        t.name: samples[t.name]
+        for t in spec.inputs
+        if t.kind == "value" and (t.why or "").startswith("chooses If") and t.name in samples
+    }
 
 
 def _probed(
@@ -206,7 +246,7 @@ def _probed(
     from onnxpipe.validation.runtimes import open_runtime
 
     spec = probe.spec
-    one = _probe_inputs(spec, 1, samples)
+    one = _probe_inputs(spec, 1 if _free_batch(spec) else _batch_of(spec), samples)
     two = _probe_inputs(spec, 2, samples) if _free_batch(spec) else None
     if one is None:
         return spec, None
@@ -257,17 +297,27 @@ def _free_batch(spec: ModelSpec) -> bool:
     return bool(rows) and not isinstance(rows[0].shape[rows[0].batch_axis], int)
 
 
-def _check_same(source: Artifact, sized: Artifact, spec: ModelSpec, samples) -> None:
-    """The sized copy computes what the user's file computes (ONNX Runtime, the same inputs)."""
+def _batch_of(spec: ModelSpec) -> int:
+    """The batch a model is fixed to (1 when no input has a sample axis)."""
+    rows = [t for t in spec.inputs if not t.whole]
+    size = rows[0].shape[rows[0].batch_axis] if rows else 1
+    return size if isinstance(size, int) else 1
+
+
+def _check_same(source: Artifact, spec: ModelSpec, sized: Artifact, samples) -> None:
+    """The sized copy computes what the user's file computes (ONNX Runtime, the same inputs).
+
+    ``spec``: the user's file's interface with the sizes resolved; the copy takes the same inputs
+    but those baked in.
+    """
     from onnxpipe.validation.runtimes import open_runtime
 
-    rows = [t for t in spec.inputs if not t.whole]
-    batch = 2 if _free_batch(spec) else rows[0].shape[rows[0].batch_axis] if rows else 1
-    feeds = _probe_inputs(spec, batch, samples)
+    feeds = _probe_inputs(spec, 2 if _free_batch(spec) else _batch_of(spec), samples)
     if feeds is None:
         return
     with open_runtime(dataclasses.replace(source, spec=spec)) as a, open_runtime(sized) as b:
-        want, got = a.run(feeds), b.run(feeds)
+        want = a.run(feeds)
+        got = b.run({k: v for k, v in feeds.items() if k not in sized.spec.baked})
     tolerance = spec.tolerance("fp32")
     for k in want:
         if np.shape(want[k]) != np.shape(got[k]) or tolerance.violation(want[k], got[k]) > 0:

@@ -21,7 +21,7 @@ import numpy as np
 from onnxpipe.models.artifact import Artifact
 from onnxpipe.models.errors import UnknownNameError, UsageError
 from onnxpipe.models.fs import size_of
-from onnxpipe.models.spec import NOT_DATA, random_values
+from onnxpipe.models.spec import random_values
 from onnxpipe.models.user_data import UserData, load_user_inputs
 from onnxpipe.validation.metrics import fmt as _fmt
 from onnxpipe.validation.parity import DEVICES, runtime_rows
@@ -69,11 +69,11 @@ class BenchOptions:
 
 
 def _samples(spec: Any, n: int, user: UserData | None) -> tuple[dict, dict, np.ndarray | None]:
-    """Rows per input, inputs fed whole (shapes), labels: the user's, the dataset's, or random rows."""
+    """Rows per input (samples first), inputs fed whole, labels: the user's, the dataset's, or random rows."""
     if user is not None:
         arrays = load_user_inputs(user, spec)
-        fixed = {t.name: arrays[t.name] for t in spec.inputs if t.kind in NOT_DATA}
-        return {k: v for k, v in arrays.items() if k not in fixed}, fixed, None
+        fixed = {t.name: arrays[t.name] for t in spec.inputs if t.whole}
+        return {t.name: t.to_rows(arrays[t.name]) for t in spec.inputs if not t.whole}, fixed, None
     if spec.dataset and len(spec.inputs) == 1:
         from onnxpipe.models.data import model_arrays
 
@@ -81,8 +81,16 @@ def _samples(spec: Any, n: int, user: UserData | None) -> tuple[dict, dict, np.n
         return {spec.inputs[0].name: x}, {}, y
     rng = np.random.default_rng(0)
     return (
-        {t.name: random_values(t, t.concrete_shape(n), spec.value_range, rng) for t in spec.inputs},
-        {},
+        {
+            t.name: t.to_rows(random_values(t, t.concrete_shape(n), spec.value_range, rng))
+            for t in spec.inputs
+            if not t.whole
+        },
+        {
+            t.name: random_values(t, t.concrete_shape(1), spec.value_range, rng)
+            for t in spec.inputs
+            if t.whole
+        },
         None,
     )
 
@@ -125,7 +133,10 @@ def bench(
         raise UsageError("nothing to benchmark: no artifacts")
     spec = artifacts[0].spec
     rows_of, fixed, y = _samples(spec, max(options.batch, 32), options.inputs)
-    feeds = {k: np.ascontiguousarray(v[: options.batch]) for k, v in rows_of.items()} | fixed
+    tensors = {t.name: t for t in spec.inputs}
+    feeds = {
+        k: np.ascontiguousarray(tensors[k].from_rows(v[: options.batch])) for k, v in rows_of.items()
+    } | fixed
     available = min(len(v) for v in rows_of.values()) if rows_of else 0
     if available < options.batch:
         raise UsageError(f"batch: got {options.batch}, but only {available} samples exist")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxpipe.models.fs import sha256_path
@@ -191,3 +192,74 @@ def test_a_fixed_batch_takes_any_number_of_samples_and_a_folder_of_one_file_per_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "v" / "parity.json").read_text())
     assert report["inputs"]["groups"]["inputs"] == 5 and report["inputs"]["batch"] == 32
+
+
+# --- trained models from public packages (downloaded with pip, as bench/real_models.py does) ---
+
+
+def _bench():
+    """``bench/real_models.py`` (the bench scripts are not a package)."""
+    import importlib.util
+    import sys
+
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("real_models", ROOT / "bench" / "real_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def real():
+    """The bench module and the unpacked wheels (cached in runs/.real-models)."""
+    from tests.conftest import ROOT
+
+    bench = _bench()
+    cache = ROOT / "runs" / ".real-models"
+    cache.mkdir(parents=True, exist_ok=True)
+    return bench, bench.fetch(cache)
+
+
+def _real_row(real, name: str, tmp_path: Path) -> list[dict]:
+    bench, files = real
+    model = next(m for m in bench.MODELS if m.name == name)
+    rows = bench.run_one(model, files, tmp_path, None)
+    assert not any(r["traceback"] for r in rows), rows
+    return rows
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ppocr-cls",  # batch written -1, height and width unknown; node names Keras refuses
+        pytest.param("ppocr-det", marks=pytest.mark.slow),  # a probability map: cosine of noise
+        pytest.param("ppocr-rec", marks=pytest.mark.slow),
+        pytest.param("yolov8n", marks=pytest.mark.slow),  # only the static-batch route converts it
+        pytest.param("mtcnn-pnet", marks=pytest.mark.slow),
+        pytest.param("mtcnn-rnet", marks=pytest.mark.slow),
+        pytest.param("mtcnn-onet", marks=pytest.mark.slow),
+    ],
+)
+def test_a_real_trained_model_converts_and_its_kept_files_pass_on_realistic_inputs(real, name, tmp_path):
+    rows = {r["artifact"]: r for r in _real_row(real, name, tmp_path)}
+    for artifact in ("saved_model", "model_fp32.tflite"):
+        assert rows.get(artifact, {}).get("status") == "pass", rows
+
+
+def test_a_setting_that_chooses_a_branch_is_refused_without_its_value_and_named(real, tmp_path):
+    """Silero VAD's ``sr`` (0-d, compared with 16000 and fed to an If): never made up."""
+    _, files = real
+    proc = onnxpipe("convert", str(files / "silero_vad/data/silero_vad.onnx"), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "input 'sr' (int64 [])" in proc.stderr and "chooses If's input 0 (node 'If_0')" in proc.stderr
+    assert "give its values with --inputs FILE.npz (an array named 'sr')" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["silero-vad", "silero-vad-op15", "silero-vad-op18"])
+def test_silero_vad_with_its_settings_ends_in_kept_files_or_a_refusal_naming_the_op(real, name, tmp_path):
+    rows = _real_row(real, name, tmp_path)
+    for r in rows:
+        assert r["status"] == "pass" or (r["status"] in ("failed", "refused") and r["reason"]), rows
