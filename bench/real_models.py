@@ -265,17 +265,25 @@ def run_one(model: RealModel, files: Path, out: Path, runtimes: str | None) -> l
         "peak_gb": round(peak / 2**30, 2),
         "traceback": traceback,
     }
-    if code != 0:
-        status = "refused" if code == 2 else "failed"
-        return [base | {"artifact": "-", "status": status, "reason": _reason(text)}]
-    args = ["validate", str(run), "--inputs", str(samples), "--force"] + (
-        ["--runtimes", runtimes] if runtimes else []
+    kept = (run / "manifest.json").is_file() and json.loads((run / "manifest.json").read_text())["artifacts"]
+    failed = (
+        []
+        if code == 0
+        else [
+            base | {"artifact": "-", "status": "refused" if code == 2 else "failed", "reason": _reason(text)}
+        ]
     )
+    if code != 0 and (code == 2 or not any(not k.endswith(".onnx") for k in kept or {})):
+        return failed  # refused, or nothing kept: the planner keeps what passed and says what did not
+    args = ["validate", str(run), "--inputs", str(samples), "--devices", "cpu", "--force"]
+    if "--model-class" in model.args:  # the run's checkpoint imports this class: say so again
+        args += ["--model-class", model.args[model.args.index("--model-class") + 1]]
+    args += ["--runtimes", runtimes] if runtimes else []
     _, vtext, vseconds, _ = _onnxpipe(args)
     base |= {"validate_s": round(vseconds, 1), "traceback": traceback or "Traceback" in vtext}
     if not (run / "parity.json").is_file():
         return [base | {"artifact": "-", "status": "failed", "reason": _reason(vtext)}]
-    report = json.loads((run / "parity.json").read_text())
+    report = json.loads((run / "parity.json").read_text())  # the kept files, as validate judged them
     manifest = json.loads((run / "manifest.json").read_text())["artifacts"]
     rows = []
     for artifact in dict.fromkeys(r["artifact"] for r in report["results"]):
@@ -297,7 +305,7 @@ def run_one(model: RealModel, files: Path, out: Path, runtimes: str | None) -> l
                 ),
             }
         )
-    return rows
+    return rows + failed
 
 
 def render(rows: list[dict]) -> str:

@@ -207,6 +207,7 @@ def _bench():
     sys.path.insert(0, str(ROOT / "bench"))
     spec = importlib.util.spec_from_file_location("real_models", ROOT / "bench" / "real_models.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["real_models"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
