@@ -196,6 +196,11 @@ def named_input_shapes(source, options: dict) -> dict[str, tuple[int, ...]] | No
 
     given = options.get("input_shapes") or ()
     named = [s for s in given if "=" in s]
+    bare = [s for s in given if "=" not in s]
+    if bare and options.get("model_class") is None and str(source).lower().endswith(".onnx"):
+        raise click.UsageError(
+            f"--input-shape {bare[0]}: for an ONNX file, name the input: NAME=SIZES (e.g. x={bare[0]})"
+        )
     if not named:
         return None
     if options.get("model_class") is not None or len(named) != len(given):

@@ -241,6 +241,45 @@ CASES = [
         2,
         r"miss\.onnx: external data 'weights\.bin' of tensor 'w' is missing",
     ),
+    # --- sizes of an ONNX file (--input-shape NAME=SIZES)
+    Case(
+        "ONNX input shape without its name",
+        lambda t, r: ["convert", str(r / "model.onnx"), "--input-shape", "1,1,8,8", "--out", str(t / "o")],
+        2,
+        r"--input-shape 1,1,8,8: for an ONNX file, name the input: NAME=SIZES",
+    ),
+    Case(
+        "ONNX input shape of an input it lacks",
+        lambda t, r: ["convert", str(r / "model.onnx"), "--input-shape", "x=1,1,8,8", "--out", str(t / "o")],
+        2,
+        r"--input-shape x=\.\.\.: the model has no input 'x' \(inputs: input\)",
+    ),
+    Case(
+        "ONNX input shape that is not sizes",
+        lambda t, r: [
+            "convert",
+            str(r / "model.onnx"),
+            "--input-shape",
+            "input=1,a,8",
+            "--out",
+            str(t / "o"),
+        ],
+        2,
+        r"--input-shape 'input=1,a,8': expected NAME=SIZES",
+    ),
+    Case(
+        "ONNX input shape against a fixed size",
+        lambda t, r: [
+            "convert",
+            str(r / "model.onnx"),
+            "--input-shape",
+            "input=1,3,8,8",
+            "--out",
+            str(t / "o"),
+        ],
+        2,
+        r"axis 1 of 'input' is fixed to 1",
+    ),
     # --- TFLite and SavedModel files
     Case(
         "TFLite garbage",
