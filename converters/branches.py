@@ -4,8 +4,9 @@ A 0-d input that chooses a branch (Silero VAD's sample rate ``sr``: ``If(sr == 1
 value for a deployment, and converters cannot take the ``If`` around it (onnx2tf 1.28 fails on
 it; onnx-tf 1.10 has no handler for If-16). Given its value (the user's ``--inputs``), the input
 becomes a constant, each ``If`` whose condition is then a constant is replaced by the branch it
-takes (repeatedly: a branch taken may hold more), and the graph has one input fewer. The caller
-checks that the result computes what the original computes with that value fed.
+takes (repeatedly: a branch taken may hold more), and the graph has one input fewer. A condition
+on a size (``Shape(x)[-1] == 1``) is a constant too where the sizes are fixed. The caller checks
+that the result computes what the original computes with that value fed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,48 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = ["bake_values"]
+
+
+def _inferred_dims(model) -> dict[str, list[int | None]]:
+    """Tensor name -> its dims as ONNX shape inference finds them (``None`` where not a fixed size)."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # a graph inference cannot follow: no sizes known, nothing folded from them
+        return {}
+    dims = {}
+    for v in [*inferred.input, *inferred.value_info, *inferred.output]:
+        t = v.type.tensor_type
+        if v.type.HasField("tensor_type") and t.HasField("shape"):
+            dims[v.name] = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    return dims
+
+
+def _sizes_as_constants(graph, dims: dict, constants: dict[str, np.ndarray]) -> None:
+    """Add to ``constants`` what ``Shape`` (and ``Gather`` of it) give where the sizes are fixed.
+
+    A condition like ``Shape(x)[-1] == 1`` is a constant once the input's sizes are: with them
+    fixed, such ``If``s can be taken too (Silero VAD's decoder branches on its frame count).
+    """
+    shapes = {}
+    for node in graph.node:
+        if node.op_type != "Shape" or node.input[0] not in dims:
+            continue
+        attrs = {a.name: a.i for a in node.attribute}
+        full = dims[node.input[0]]
+        start, end = attrs.get("start", 0), attrs.get("end", len(full))
+        shapes[node.output[0]] = full[start:end]
+        if all(d is not None for d in full[start:end]):
+            constants[node.output[0]] = np.array(full[start:end], np.int64)
+    for node in graph.node:
+        if node.op_type != "Gather" or node.input[0] not in shapes or node.input[1] not in constants:
+            continue
+        known = shapes[node.input[0]]
+        index = np.asarray(constants[node.input[1]])
+        picked = [known[int(i)] if -len(known) <= int(i) < len(known) else None for i in index.reshape(-1)]
+        if all(d is not None for d in picked):
+            constants[node.output[0]] = np.array(picked, np.int64).reshape(index.shape)
 
 
 def _constant(graph, name: str, constants: dict[str, np.ndarray], opsets) -> np.ndarray | None:
@@ -96,6 +139,8 @@ def bake_values(model, values: Mapping[str, np.ndarray]) -> list[str]:
         for node in graph.node:
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
                 constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        if any(n.op_type == "If" for n in graph.node):
+            _sizes_as_constants(graph, _inferred_dims(model), constants)
         for pos, node in enumerate(graph.node):
             if node.op_type != "If":
                 continue

@@ -119,7 +119,6 @@ def _write_sized(
     from onnxpipe.converters.branches import bake_values
 
     model = onnx.load(str(source))  # with its external data: the copy is self-contained
-    notes = bake_values(model, bake) if bake else []
     tensors = {t.name: t for t in (*spec.inputs, *spec.outputs)}
     for value in [*model.graph.input, *model.graph.output]:
         t = tensors.get(value.name)
@@ -136,6 +135,8 @@ def _write_sized(
             elif dim.HasField("dim_value") and dim.dim_value <= 0:
                 dim.Clear()  # a size written -1 or 0: unknown, not a size
     del model.graph.value_info[:]  # inferred again by whoever reads it, with the sizes fixed
+    # after the sizes: conditions on them fold too (If nodes are taken even with nothing to bake)
+    notes = bake_values(model, bake) if bake or any(n.op_type == "If" for n in model.graph.node) else []
     large = model.ByteSize() > 2**31 - 2**20
     onnx.save(model, str(dest), save_as_external_data=large, location=data_name if large else None)
     return notes
@@ -205,7 +206,8 @@ def size_interface(
         parent=source.path.name,
         backend="onnxpipe",
         extra={"sized": list(sizing.chosen), "sized_from": str(source.path)}
-        | ({"baked": notes} if notes else {}),
+        | ({"baked": [n for n in notes if n.endswith("baked in")]} if bake else {})
+        | ({"branches": [n for n in notes if not n.endswith("baked in")]} if len(notes) > len(bake) else {}),
     )
     run.record_stage(
         "size",
