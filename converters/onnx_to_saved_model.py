@@ -230,10 +230,18 @@ def calibration_arrays(
         return {}, None
     if calibration is not None:
         if any(t.kind in NOT_DATA for t in spec.inputs):
-            shaped = next(t.name for t in spec.inputs if t.kind in NOT_DATA)
+            shaped = next(t for t in spec.inputs if t.kind in NOT_DATA)
+            what = "carries a shape" if shaped.kind == "shape" else "is a setting"
             raise UsageError(
-                f"{source}: {wanted[0]} calibration of a model whose input {shaped!r} carries a shape "
+                f"{source}: {wanted[0]} calibration of a model whose input {shaped.name!r} {what} "
                 "is not supported (its samples are not rows); convert to fp32/fp16/dynamic_int8"
+            )
+        odd = next((t for t in spec.inputs if t.batch_axis != 0), None)
+        if odd is not None:  # the calibration worker feeds rows on axis 0, one sample at a time
+            where = "is fed whole" if odd.whole else f"has its samples on axis {odd.batch_axis}"
+            raise UsageError(
+                f"{source}: {wanted[0]} calibration of a model whose input {odd.name!r} {where} is not "
+                "supported yet; convert to fp32/fp16/dynamic_int8"
             )
         arrays = load_user_inputs(calibration, spec)
         count = min(len(next(iter(arrays.values()))), _CALIBRATION_SAMPLES)

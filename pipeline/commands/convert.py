@@ -104,6 +104,12 @@ def run_conversion(
     calibrated = any(p in CALIBRATED_PRECISIONS for p in precisions)
     artifact = resolve_artifact(source)  # read once: what the data is checked against
     if artifact.format is Format.ONNX:  # free sizes resolved: the file converted is a sized copy
+        sample_options = TFConvertOptions(
+            precisions=precisions, calibration=(calibration or inputs) if calibrated else None
+        )
+        _check_data(
+            artifact.spec, source, InputConfig(user=inputs), sample_options
+        )  # before a copy is written
         artifact = size_interface(artifact, RunDir(out), shapes, inputs, say)
         source = artifact.path
     spec = artifact.spec

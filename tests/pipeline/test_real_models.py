@@ -264,3 +264,22 @@ def test_silero_vad_with_its_settings_ends_in_kept_files_or_a_refusal_naming_the
     rows = _real_row(real, name, tmp_path)
     for r in rows:
         assert r["status"] == "pass" or (r["status"] in ("failed", "refused") and r["reason"]), rows
+
+
+def test_int8_of_a_model_with_a_setting_or_a_state_on_axis_1_is_refused_before_anything_is_written(tmp_path):
+    source = _state_model(tmp_path / "vad.onnx")
+    samples = tmp_path / "audio.npz"
+    rng = np.random.default_rng(0)
+    np.savez(
+        samples,
+        input=rng.uniform(-1, 1, (5, 64)).astype(np.float32),
+        state=rng.standard_normal((2, 5, 4)).astype(np.float32),
+        sr=np.array(16000, np.int64),
+    )
+    proc = onnxpipe(
+        "convert", str(source), "--out", str(tmp_path / "run"), "--backend", "onnx2tf",
+        "--precision", "int8", "--inputs", str(samples),
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "int8 calibration of a model whose input 'sr' is a setting is not supported" in proc.stderr
+    assert not (tmp_path / "run").exists()  # refused before the sized copy is written
