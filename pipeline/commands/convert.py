@@ -107,9 +107,8 @@ def run_conversion(
         sample_options = TFConvertOptions(
             precisions=precisions, calibration=(calibration or inputs) if calibrated else None
         )
-        _check_data(
-            artifact.spec, source, InputConfig(user=inputs), sample_options
-        )  # before a copy is written
+        # the data checked against the file's own interface before a sized copy is written
+        _check_data(artifact.spec, source, InputConfig(user=inputs), sample_options)
         artifact = size_interface(artifact, RunDir(out), shapes, inputs, say)
         source = artifact.path
     spec = artifact.spec
