@@ -101,6 +101,7 @@ def test_a_hugging_face_folder_converts_offline_with_its_own_names(bert_folder, 
     assert {r["status"] for r in failed if r["artifact"] == "model_fp32.tflite"} == {"fail"}
 
 
+@pytest.mark.slow  # heavy end-to-end case of an older feature: the default suite stays near its time
 def test_a_vision_folder_runs_end_to_end_and_validates(tmp_path):
     import torch
 

@@ -73,6 +73,7 @@ def test_raw_inference_benchmark_makes_the_calls_validate_makes(cnn_run):
     assert sizes == [b - a for a, b in raw.batches(len(inputs))]
 
 
+@pytest.mark.slow  # heavy end-to-end case of an older feature: the default suite stays near its time
 def test_the_architecture_sweep_converts_a_folder_and_counts_what_was_validated(tmp_path):
     import subprocess
     import sys
