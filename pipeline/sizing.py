@@ -26,7 +26,7 @@ from onnxpipe.models.artifact import Artifact, Format
 from onnxpipe.models.errors import InputFileError, UsageError
 from onnxpipe.models.fs import atomic_path
 from onnxpipe.models.interface import Sizing, is_unnamed, resolve_sizes
-from onnxpipe.models.spec import ModelSpec, TensorSpec, not_invented_message, random_values
+from onnxpipe.models.spec import ModelSpec, TensorSpec, random_values
 from onnxpipe.models.user_data import UserData, load_user_inputs
 from onnxpipe.pipeline.rundir import RunDir
 
@@ -159,6 +159,9 @@ def size_interface(
         user: ``--inputs``: their sizes say the free ones.
         on_progress: Told what was resolved, in one line.
 
+    The caller has checked ``user`` against the file's interface (a shape or a setting only the user
+    can give is refused before this writes anything).
+
     Raises:
         UsageError: The reference rejects inputs of the resolved sizes, or ``--input-shape`` does
             not fit the model.
@@ -166,14 +169,10 @@ def size_interface(
     t0 = time.perf_counter()
     spec = source.spec
     samples = None if user is None else load_user_inputs(user, spec)
-    for t in spec.inputs:  # refused before anything is written: a shape or a setting only you can give
-        if not t.invented and (samples is None or t.name not in samples):
-            raise UsageError(not_invented_message(t))
     bake = _bakeable(spec, samples)
     if not shapes and not _needs_sizing(spec) and not bake:
         return source
-    sizing = resolve_sizes(spec, shapes, samples)
-    resolved = dataclasses.replace(sizing.spec, inputs=tuple(_named_batch(t) for t in sizing.spec.inputs))
+    sizing, resolved = _resolved(spec, shapes, samples)
     baked_notes = [f"{k} = {np.asarray(v).tolist()} baked in (it {_why(spec, k)})" for k, v in bake.items()]
     on_progress("sizes: " + ("; ".join([*sizing.chosen, *baked_notes]) or "as declared"))
     name = "model.onnx" if run.onnx.resolve() != source.path.resolve() else "model_sized.onnx"
@@ -187,7 +186,8 @@ def size_interface(
         recorded = run.artifact(dest)
         if recorded is not None:
             return recorded  # sized and checked before, from the same file with the same sizes
-    resolved, runtime = _probed(Artifact(source.path, Format.ONNX, resolved), sizing, samples, user)
+    probe = _probed(Artifact(source.path, Format.ONNX, resolved), sizing, samples, user)
+    resolved = probe.spec
     sized_spec = dataclasses.replace(
         resolved,
         inputs=tuple(t for t in resolved.inputs if t.name not in bake),
@@ -195,9 +195,12 @@ def size_interface(
     )
     with atomic_path(dest) as tmp:  # kept only once checked; a failure leaves what was there
         notes = _write_sized(source.path, tmp, sized_spec, f"{dest.name}.data", bake)
-        _check_same(source, resolved, Artifact(tmp, Format.ONNX, sized_spec), samples)
+        _check_same(source, probe, Artifact(tmp, Format.ONNX, sized_spec))
     log.info(
-        "sized %s -> %s (probed on %s)", source.path, dest, runtime or "nothing: inputs only you can give"
+        "sized %s -> %s (probed on %s)",
+        source.path,
+        dest,
+        probe.runtime or "nothing: inputs only you can give",
     )
     artifact = Artifact(
         dest,
@@ -234,13 +237,23 @@ def _bakeable(spec: ModelSpec, samples: Mapping[str, np.ndarray] | None) -> dict
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class _Probe:
+    """What running the user's file told: its spec with the outputs' sample axes, and its last run."""
+
+    spec: ModelSpec
+    runtime: str | None = None
+    feeds: dict | None = None  # None: not run (an input only the user can give is missing)
+    outputs: dict | None = None
+
+
 def _probed(
     probe: Artifact, sizing: Sizing, samples: Mapping[str, np.ndarray] | None, user: UserData | None
-) -> tuple[ModelSpec, str | None]:
-    """``probe``'s spec with its outputs' sample axes measured, and the runtime that ran it.
+) -> _Probe:
+    """Run ``probe`` (the user's file at the resolved sizes) and measure its outputs' sample axes.
 
-    The reference runs at batch 1, and at batch 2 where its batch is free; not at all where an input
-    only the user can give is missing (refused later, with what to give).
+    The reference runs at batch 1 and 2 where its batch is free (else at the batch it is fixed
+    to); not at all where an input only the user can give is missing.
 
     Raises:
         UsageError: The reference rejects the inputs (:func:`_refusal`).
@@ -248,18 +261,20 @@ def _probed(
     from onnxpipe.validation.runtimes import open_runtime
 
     spec = probe.spec
-    one = _probe_inputs(spec, 1 if _free_batch(spec) else _batch_of(spec), samples)
-    two = _probe_inputs(spec, 2, samples) if _free_batch(spec) else None
+    fixed = _fixed_batch(spec)
+    one = _probe_inputs(spec, fixed or 1, samples)
+    two = _probe_inputs(spec, 2, samples) if fixed is None else None
     if one is None:
-        return spec, None
+        return _Probe(spec)
     with open_runtime(probe) as rt:  # EnvironmentProblem: no runtime loads the file at all
         try:
-            first = rt.run(one)
+            feeds, outputs = one, rt.run(one)
             if two is not None:
-                spec = dataclasses.replace(spec, outputs=_output_axes(spec.outputs, first, rt.run(two)))
+                feeds, first, outputs = two, outputs, rt.run(two)
+                spec = dataclasses.replace(spec, outputs=_output_axes(spec.outputs, first, outputs))
         except Exception as e:  # the runtime's own exception on sizes onnxpipe resolved: a refusal
             raise _refusal(sizing, rt.name, e, user) from e
-        return spec, rt.name
+        return _Probe(spec, rt.name, feeds, outputs)
 
 
 def sized_reference(
@@ -278,10 +293,15 @@ def sized_reference(
             raise UsageError("--input-shape NAME=SIZES: the reference has no free sizes to set")
         return reference
     samples = None if user is None else load_user_inputs(user, reference.spec)
-    sizing = resolve_sizes(reference.spec, shapes, samples)
-    spec = dataclasses.replace(sizing.spec, inputs=tuple(_named_batch(t) for t in sizing.spec.inputs))
-    spec, _ = _probed(dataclasses.replace(reference, spec=spec), sizing, samples, user)
-    return dataclasses.replace(reference, spec=spec)
+    sizing, spec = _resolved(reference.spec, shapes, samples)
+    probe = _probed(dataclasses.replace(reference, spec=spec), sizing, samples, user)
+    return dataclasses.replace(reference, spec=probe.spec)
+
+
+def _resolved(spec: ModelSpec, shapes, samples) -> tuple[Sizing, ModelSpec]:
+    """:func:`resolve_sizes`, and its spec with each free sample axis named :data:`BATCH`."""
+    sizing = resolve_sizes(spec, shapes, samples)
+    return sizing, dataclasses.replace(sizing.spec, inputs=tuple(_named_batch(t) for t in sizing.spec.inputs))
 
 
 def _named_batch(t: TensorSpec) -> TensorSpec:
@@ -293,36 +313,27 @@ def _named_batch(t: TensorSpec) -> TensorSpec:
     )
 
 
-def _free_batch(spec: ModelSpec) -> bool:
-    """Whether the model's batch is free (its first input of samples has a symbol on its sample axis)."""
-    rows = [t for t in spec.inputs if not t.whole]
-    return bool(rows) and not isinstance(rows[0].shape[rows[0].batch_axis], int)
-
-
-def _batch_of(spec: ModelSpec) -> int:
-    """The batch a model is fixed to (1 when no input has a sample axis)."""
+def _fixed_batch(spec: ModelSpec) -> int | None:
+    """The batch a model is fixed to (1 when no input has a sample axis); ``None`` when it is free."""
     rows = [t for t in spec.inputs if not t.whole]
     size = rows[0].shape[rows[0].batch_axis] if rows else 1
-    return size if isinstance(size, int) else 1
+    return size if isinstance(size, int) else None
 
 
-def _check_same(source: Artifact, spec: ModelSpec, sized: Artifact, samples) -> None:
-    """The sized copy computes what the user's file computes (ONNX Runtime, the same inputs).
+def _check_same(source: Artifact, probe: _Probe, sized: Artifact) -> None:
+    """The sized copy computes what the user's file computed in the probe, on the same inputs.
 
-    ``spec``: the user's file's interface with the sizes resolved; the copy takes the same inputs
-    but those baked in.
+    The copy takes the probe's inputs but those baked in.
     """
     from onnxpipe.validation.runtimes import open_runtime
 
-    feeds = _probe_inputs(spec, 2 if _free_batch(spec) else _batch_of(spec), samples)
-    if feeds is None:
+    if probe.feeds is None:
         return
-    with open_runtime(dataclasses.replace(source, spec=spec)) as a, open_runtime(sized) as b:
-        want = a.run(feeds)
-        got = b.run({k: v for k, v in feeds.items() if k not in sized.spec.baked})
-    tolerance = spec.tolerance("fp32")
-    for k in want:
-        if np.shape(want[k]) != np.shape(got[k]) or tolerance.violation(want[k], got[k]) > 0:
+    with open_runtime(sized) as rt:
+        got = rt.run({k: v for k, v in probe.feeds.items() if k not in sized.spec.baked})
+    tolerance = probe.spec.tolerance("fp32")
+    for k, want in probe.outputs.items():
+        if np.shape(want) != np.shape(got[k]) or tolerance.violation(want, got[k]) > 0:
             raise InputFileError(
                 sized.path,
                 f"the sized copy of {source.path.name} does not compute what it computes ({k!r}); "

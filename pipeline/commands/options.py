@@ -208,7 +208,7 @@ def named_input_shapes(source, options: dict) -> dict[str, tuple[int, ...]] | No
             "--input-shape: NAME=SIZES sets an ONNX file's free sizes; with --model-class give the bare "
             "form (1,3,224,224), one per input, and not both"
         )
-    if str(source).lower().endswith(".onnx") is False:
+    if not str(source).lower().endswith(".onnx"):
         raise click.UsageError("--input-shape NAME=SIZES: only for an ONNX file as SOURCE")
     options["input_shapes"] = ()
     try:
